@@ -1,0 +1,3 @@
+"""Stream processing for AI-agent hook events on Apache Kafka."""
+
+__version__ = "0.1.0"
