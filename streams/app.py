@@ -1,0 +1,71 @@
+"""The Faust app: ``create_app(settings, stages)``; nothing connects until a worker starts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from streams.settings import Settings
+from streams.stage import StageContext
+from streams.topology import load_topology
+
+log = logging.getLogger(__name__)
+
+STAGES = ("sanitize", "cost", "incidents")
+
+
+def _registrars() -> dict[str, Callable[[StageContext], None]]:
+    from streams.cost.agents import register as cost
+    from streams.incidents.agents import register as incidents
+    from streams.sanitize.agents import register as sanitize
+
+    return {"sanitize": sanitize, "cost": cost, "incidents": incidents}
+
+
+def faust_broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip())
+
+
+def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple[Any, StageContext]:
+    import faust
+
+    app = faust.App(
+        settings.app_id,
+        broker=faust_broker_url(settings.bootstrap_servers),
+        store=settings.store,
+        datadir=str(settings.data_dir),
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_replication_factor=1,
+        topic_partitions=6,
+        # Offsets: a new group starts from the beginning so nothing published before the
+        # first worker is lost; afterwards committed offsets rule.
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_every=500,
+        broker_commit_interval=1.0,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        table_standby_replicas=0,
+    )
+    ctx = StageContext(app=app, settings=settings, topology=load_topology(settings.topics_file, settings.schemas_dir))
+    registrars = _registrars()
+    for name in stages or STAGES:
+        registrars[name](ctx)
+    from streams import web
+
+    web.register(ctx)
+    return app, ctx
+
+
+def run_worker(settings: Settings, stages: Sequence[str] | None = None, loglevel: str = "INFO") -> int:
+    from faust.worker import Worker
+
+    app, _ = create_app(settings, stages)
+    worker = Worker(app, loglevel=loglevel.lower(), quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()  # returns only via SystemExit
+    return 0

@@ -1,0 +1,64 @@
+"""aiokafka clients built from settings, with broker failures mapped to our own errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from streams.errors import BrokerUnavailableError
+
+
+def producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
+    """An idempotent producer: acks=all, retries without duplicates or reordering."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "enable_idempotence": True,
+        "acks": "all",
+        "linger_ms": 5,
+        "request_timeout_ms": 15000,
+        "client_id": "streams",
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+def consumer(bootstrap: str, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "latest",
+        "client_id": "streams",
+    }
+    options.update(overrides)
+    return AIOKafkaConsumer(*topics, **options)
+
+
+@contextlib.asynccontextmanager
+async def admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000, client_id="streams-admin")
+    async with broker_errors(bootstrap):
+        await client.start()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@contextlib.asynccontextmanager
+async def broker_errors(bootstrap: str) -> AsyncIterator[None]:
+    """Turn aiokafka's connection failures into one clear, retryable error."""
+    try:
+        yield
+    except KafkaConnectionError as exc:
+        raise BrokerUnavailableError(
+            f"cannot reach the Kafka broker at {bootstrap} ({exc}); is it running? try `streams broker start`"
+        ) from None
+    except KafkaError as exc:
+        if getattr(exc, "retriable", False) or "Unable to bootstrap" in str(exc):
+            raise BrokerUnavailableError(f"Kafka broker at {bootstrap}: {exc}") from None
+        raise

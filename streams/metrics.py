@@ -1,0 +1,18 @@
+"""Every Prometheus metric of the pipeline. Label values come from bounded sets only:
+stage names, entity types, error classes, topics: never user text."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_IN = Counter("streams_events_in_total", "Records consumed by a stage", ["stage"])
+EVENTS_OUT = Counter("streams_events_out_total", "Records produced by a stage", ["stage", "topic"])
+DEAD_LETTERS = Counter("streams_dead_letters_total", "Records sent to the dead-letter topic", ["stage", "error_type"])
+STAGE_ERRORS = Counter("streams_stage_errors_total", "Unexpected errors inside a stage", ["stage"])
+STAGE_SECONDS = Histogram(
+    "streams_stage_seconds",
+    "Time to process one record",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
+QUEUE_DEPTH = Gauge("swarm_queue_depth", "Consumer lag per topic partition", ["topic", "partition"])

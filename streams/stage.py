@@ -1,0 +1,89 @@
+"""What every stage's Faust wiring shares: topics by key, typed sends, dead letters."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from streams import serde
+from streams.errors import StreamsError
+from streams.metrics import DEAD_LETTERS
+from streams.models import DeadLetter, Record
+from streams.settings import Settings
+from streams.topology import Topology
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageContext:
+    app: Any  # faust.App (untyped library)
+    settings: Settings
+    topology: Topology
+    _topics: dict[str, Any] = field(default_factory=dict)
+    keystore: Any = None  # streams.vault KeyStore, set by the sanitize stage when it owns the keys
+
+    def topic(self, key: str) -> Any:
+        """The Faust topic for a topics.yaml key, raw bytes in and out (serde does the codec)."""
+        if key not in self._topics:
+            spec = self.topology[key]
+            self._topics[key] = self.app.topic(
+                spec.name,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=spec.partitions,
+                retention=None,
+                # topics.yaml is the source of truth: `streams topics apply` creates them.
+                internal=False,
+            )
+        return self._topics[key]
+
+    async def send(self, key: str, record: Record, kafka_key: str) -> None:
+        await self.topic(key).send(key=kafka_key.encode(), value=serde.encode_avro(record))
+
+    async def dead_letter(
+        self,
+        stage: str,
+        exc: BaseException,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        original: bytes | None,
+        event_id: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
+        """Park a bad record with the reason; the original only encrypted (or not at all)."""
+        key_id = nonce = ciphertext = None
+        if original is not None and self.keystore is not None:
+            from streams.vault import seal_dead_letter
+
+            key_id, nonce, ciphertext = seal_dead_letter(self.keystore, user_id, original)
+        reason = str(exc) if isinstance(exc, StreamsError) else f"unexpected {type(exc).__name__}"
+        record = DeadLetter(
+            dlq_id=str(uuid.uuid4()),
+            stage=stage,
+            reason=reason[:2000],
+            error_type=type(exc).__name__,
+            source_topic=topic,
+            source_partition=partition,
+            source_offset=offset,
+            received_at=datetime.now(UTC),
+            event_id=event_id,
+            user_id=user_id,
+            original_key_id=key_id,
+            original_nonce=nonce,
+            original_ciphertext=ciphertext,
+        )
+        DEAD_LETTERS.labels(stage=stage, error_type=type(exc).__name__).inc()
+        log.warning(
+            "dead-lettered a record: %s",
+            reason[:300],
+            extra={"stage": stage, "topic": topic, "partition": partition, "offset": offset},
+        )
+        await self.send("dlq", record, user_id or "_unattributed")
