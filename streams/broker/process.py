@@ -90,11 +90,9 @@ def is_broker_alive(pid: int) -> bool:
 def live_state(layout: BrokerLayout) -> RunState | None:
     """The recorded state if its process still runs; stale files are removed."""
     state = read_state(layout)
-    if state is None:
-        return None
-    if is_broker_alive(state.pid):
+    if state is not None and is_broker_alive(state.pid):
         return state
-    clear_state(layout)
+    clear_state(layout)  # stale or unreadable: it would only mislead the next start
     return None
 
 
