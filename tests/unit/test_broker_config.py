@@ -92,7 +92,9 @@ def test_logging_backend_per_major() -> None:
     name3, text3 = logging_config("3.9.1")
     assert name3 == "log4j.properties"
     assert "org.apache.log4j.ConsoleAppender" in text3
-    assert logging_jvm_flag("3.9.1", "/c/log4j.properties") == "-Dlog4j.configuration=file:/c/log4j.properties"
+    assert (
+        logging_jvm_flag("3.9.1", "/c/log4j.properties") == "-Dlog4j.configuration=file:/c/log4j.properties"
+    )
     name4, text4 = logging_config("4.1.1")
     assert name4 == "log4j2.properties"
     assert "appender.console.type = Console" in text4
@@ -139,7 +141,11 @@ def test_cluster_ids_look_like_kafka_uuids() -> None:
 
 @pytest.mark.parametrize(
     ("banner", "major"),
-    [('openjdk version "17.0.15" 2025-04-15', 17), ('java version "1.8.0_412"', 8), ('openjdk version "25" x', 25)],
+    [
+        ('openjdk version "17.0.15" 2025-04-15', 17),
+        ('java version "1.8.0_412"', 8),
+        ('openjdk version "25" x', 25),
+    ],
 )
 def test_java_major_reads_the_banner(tmp_path: Path, banner: str, major: int) -> None:
     fake = tmp_path / "java"
