@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from streams.settings import Settings
 from streams.stage import StageContext
@@ -30,8 +30,12 @@ def faust_broker_url(bootstrap: str) -> str:
 def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple[Any, StageContext]:
     import faust
 
+    # Each stage set is its own consumer group (and table namespace): `--only cost` in one
+    # process and `--only sanitize` in another must not share a group.
+    selected = tuple(s for s in STAGES if s in (stages or STAGES))
+    app_id = settings.app_id if selected == STAGES else f"{settings.app_id}-{'-'.join(selected)}"
     app = faust.App(
-        settings.app_id,
+        app_id,
         broker=faust_broker_url(settings.bootstrap_servers),
         store=settings.store,
         datadir=str(settings.data_dir),
@@ -54,7 +58,7 @@ def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple
     )
     ctx = StageContext(app=app, settings=settings, topology=load_topology(settings.topics_file, settings.schemas_dir))
     registrars = _registrars()
-    for name in stages or STAGES:
+    for name in selected:
         registrars[name](ctx)
     from streams import web
 
@@ -62,10 +66,10 @@ def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple
     return app, ctx
 
 
-def run_worker(settings: Settings, stages: Sequence[str] | None = None, loglevel: str = "INFO") -> int:
+def run_worker(settings: Settings, stages: Sequence[str] | None = None, loglevel: str = "INFO") -> NoReturn:
+    """Run until stopped; mode's worker exits the process (SIGTERM/SIGINT stop it cleanly)."""
     from faust.worker import Worker
 
     app, _ = create_app(settings, stages)
     worker = Worker(app, loglevel=loglevel.lower(), quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()  # returns only via SystemExit
-    return 0
+    worker.execute_from_commandline()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any, TextIO
 
 from streams import __version__
@@ -60,7 +60,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
     for p in plans:
         if p.create:
             print(f"created {p.spec.name} ({p.spec.partitions} partitions)")
-        for line in ([] if p.create else p.describe()):
+        for line in [] if p.create else p.describe():
             print(f"fixed   {line}")
     changed = sum(1 for p in plans if not p.in_sync)
     print(f"{len(plans)} topics in topics.yaml, {changed} changed, {len(plans) - changed} already in sync")
@@ -72,7 +72,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def _lines(path: str) -> tuple[TextIO, bool]:
     if path == "-":
         return sys.stdin, False
-    return open(path, encoding="utf-8", errors="replace"), True  # noqa: SIM115  # closed by the caller
+    return open(path, encoding="utf-8", errors="replace"), True  # closed by the caller
 
 
 async def _publish(args: argparse.Namespace) -> int:
@@ -132,7 +132,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     follow = args.follow or not args.from_beginning  # like tail -f when no start is given
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             tail(
                 settings.bootstrap_servers,
@@ -145,8 +145,6 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 idle_timeout=args.idle_timeout,
             )
         )
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -154,7 +152,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from streams.app import run_worker
 
-    return run_worker(get_settings(), stages=args.only or None, loglevel=args.log_level)
+    run_worker(get_settings(), stages=args.only or None, loglevel=args.log_level)
 
 
 # ---------------------------------------------------------------- simulate

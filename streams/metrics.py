@@ -16,3 +16,4 @@ STAGE_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
 QUEUE_DEPTH = Gauge("swarm_queue_depth", "Consumer lag per topic partition", ["topic", "partition"])
+REKEYED = Counter("streams_intake_rekeyed_total", "Intake records re-sent because their Kafka key was not user_id")

@@ -20,7 +20,7 @@ _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 
 
 def _to_money(value: Any) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         # A float has already lost the exact amount; make the caller send a string.
         raise ValueError("must be a decimal string or integer, not a float (floats are inexact)")
     if isinstance(value, int):

@@ -69,11 +69,11 @@ class Publisher:
             await self._producer.start()
         self._sender = asyncio.create_task(self._send_loop(), name="streams-publisher")
 
-    async def stop(self, timeout: float = 30.0) -> None:
-        """Flush what is buffered (bounded by ``timeout``), then close the producer."""
+    async def stop(self, flush_seconds: float = 30.0) -> None:
+        """Flush what is buffered (bounded by ``flush_seconds``), then close the producer."""
         if self._sender is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), timeout)
+                await asyncio.wait_for(self._queue.join(), flush_seconds)
             self._sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sender
@@ -104,7 +104,10 @@ class Publisher:
             self._queue.put_nowait((record.user_id.encode(), value, fut))
         except asyncio.QueueFull:
             if not self._full_warned:
-                log.warning("publisher buffer full (%d events): the broker is slower than the daemon", self._queue.maxsize)
+                log.warning(
+                    "publisher buffer full (%d events): the broker is slower than the daemon",
+                    self._queue.maxsize,
+                )
                 self._full_warned = True
             raise BufferFullError(
                 f"publisher buffer full ({self._queue.maxsize} events waiting for the broker)"

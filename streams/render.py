@@ -71,10 +71,7 @@ def _dead_letter(d: dict[str, Any]) -> str:
 
 
 def _ledger(d: dict[str, Any]) -> str:
-    return (
-        f"{d['timestamp']} {d['kind']:<10} {d['user_id']} ${d['cost_usd']} "
-        + _kv(d, "run_id", "model", "event_id")
-    )
+    return f"{d['timestamp']} {d['kind']:<10} {d['user_id']} ${d['cost_usd']} " + _kv(d, "run_id", "model", "event_id")
 
 
 _RENDERERS = {

@@ -96,7 +96,7 @@ def validate(record_type: type[R], data: Any) -> R:
     if not isinstance(data, dict):
         raise ValidationError([("(event)", "must be a JSON object")])
     try:
-        return record_type.model_validate(data) if record_type is not None else data
+        return record_type.model_validate(data)
     except pydantic.ValidationError as exc:
         raise ValidationError(pydantic_problems(exc)) from None
 

@@ -50,7 +50,7 @@ class SimConfig:
 
 def _pii(rng: random.Random) -> str:
     name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-    email = f"{name.split()[0].lower()}.{rng.randint(1, 99)}@example.com"
+    email = f"{name.split(maxsplit=1)[0].lower()}.{rng.randint(1, 99)}@example.com"
     phone = f"+1 ({rng.randint(200, 989)}) {rng.randint(200, 989)}-{rng.randint(1000, 9999)}"
     card = "4111 1111 1111 1111"
     key = "sk-ant-api03-" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(40)) + "AA"
@@ -106,7 +106,11 @@ class Simulator:
         run_id = f"run-{rng.randint(1000, 9999)}"
         model = rng.choice(list(MODELS))
         prompt = self._text()
-        yield {**self._base(tenant, run_id, "pre_agent_call", ts), "model": model, "payload": {"prompt": prompt}}
+        yield {
+            **self._base(tenant, run_id, "pre_agent_call", ts),
+            "model": model,
+            "payload": {"prompt": prompt},
+        }
         for _ in range(rng.randint(0, 2)):
             tool = rng.choice(TOOLS)
             yield {
@@ -181,7 +185,11 @@ class Simulator:
 
 
 def run_simulation(
-    config: SimConfig, *, bootstrap: str | None = None, topic: str = "hook.events.raw", out: TextIO | None = None
+    config: SimConfig,
+    *,
+    bootstrap: str | None = None,
+    topic: str = "hook.events.raw",
+    out: TextIO | None = None,
 ) -> int:
     sim = Simulator(config)
     if out is not None:
@@ -202,8 +210,14 @@ async def _publish(sim: Simulator, bootstrap: str, topic: str) -> int:
     await publisher.start()
     await raw.start()
     bus = HookBus()
-    for event_type in ("pre_agent_call", "post_agent_call", "tool_call", "memory_access", "agent_error",
-                       "swarm_tick_complete"):
+    for event_type in (
+        "pre_agent_call",
+        "post_agent_call",
+        "tool_call",
+        "memory_access",
+        "agent_error",
+        "swarm_tick_complete",
+    ):
         bus.on(event_type, publisher.hook_handler)
     started = time.monotonic()
     sent = 0
@@ -224,6 +238,9 @@ async def _publish(sim: Simulator, bootstrap: str, topic: str) -> int:
         await publisher.stop()
         await raw.stop()
     mix = ", ".join(f"{k}={v}" for k, v in sorted(sim.stats.items()))
-    print(f"simulated {sent} events from {len(sim.tenants)} tenants in {time.monotonic() - started:.1f} s ({mix}); "
-          f"published {publisher.sent}, failed {publisher.failed}", file=sys.stderr)
+    print(
+        f"simulated {sent} events from {len(sim.tenants)} tenants in {time.monotonic() - started:.1f} s ({mix}); "
+        f"published {publisher.sent}, failed {publisher.failed}",
+        file=sys.stderr,
+    )
     return 0 if publisher.failed == 0 else 1

@@ -58,11 +58,18 @@ class StageContext:
         event_id: str | None = None,
         user_id: str | None = None,
     ) -> None:
-        """Park a bad record with the reason; the original only encrypted (or not at all)."""
+        """Park a bad record with the reason; the original only encrypted (or not at all).
+
+        Stages after sanitize pass ``original=None``: the record stays readable, sanitized,
+        at the source topic/partition/offset the dead letter names.
+        """
         key_id = nonce = ciphertext = None
         if original is not None and self.keystore is not None:
-            from streams.vault import seal_dead_letter
+            from streams.vault import UNATTRIBUTED, seal_dead_letter
 
+            # Keys live in a table co-partitioned with the source topic: an unknown user's
+            # key must belong to this partition too, or recovery could mix two of them.
+            user_id = user_id or f"{UNATTRIBUTED}.p{partition}"
             key_id, nonce, ciphertext = seal_dead_letter(self.keystore, user_id, original)
         reason = str(exc) if isinstance(exc, StreamsError) else f"unexpected {type(exc).__name__}"
         record = DeadLetter(

@@ -74,7 +74,9 @@ async def tail(
     return printed
 
 
-def _format(value: bytes | None, partition: int, offset: int, as_json: bool, filters: list[tuple[str, str]]) -> str | None:
+def _format(
+    value: bytes | None, partition: int, offset: int, as_json: bool, filters: list[tuple[str, str]]
+) -> str | None:
     if value is None:
         data: dict[str, object] = {"tombstone": True}
         kind = "tombstone"

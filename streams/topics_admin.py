@@ -107,7 +107,12 @@ async def apply(bootstrap: str, topology: Topology) -> list[TopicPlan]:
     plans = await check(bootstrap, topology)
     async with admin(bootstrap) as client, broker_errors(bootstrap):
         new = [
-            NewTopic(p.spec.name, p.spec.partitions, p.spec.replication_factor, topic_configs=p.spec.desired_configs())
+            NewTopic(
+                p.spec.name,
+                p.spec.partitions,
+                p.spec.replication_factor,
+                topic_configs=p.spec.desired_configs(),
+            )
             for p in plans
             if p.create
         ]
@@ -122,8 +127,7 @@ async def apply(bootstrap: str, topology: Topology) -> list[TopicPlan]:
         if drifted:
             # AlterConfigs replaces a topic's whole dynamic config: send the full desired set.
             resources = [
-                ConfigResource(ConfigResourceType.TOPIC, p.spec.name, configs=p.spec.desired_configs())
-                for p in drifted
+                ConfigResource(ConfigResourceType.TOPIC, p.spec.name, configs=p.spec.desired_configs()) for p in drifted
             ]
             for response in await client.alter_configs(resources):
                 for resource in response.resources:

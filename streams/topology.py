@@ -78,9 +78,9 @@ def parse_topology(text: str, source: str = "topics.yaml", schemas_dir: Path | N
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise ConfigError(f"{source}: topics.{key}.{where}: {first['msg']}") from None
-        if schemas_dir is not None and spec.schema_name is not None:
-            if not (schemas_dir / f"{spec.schema_name}.avsc").is_file():
-                raise ConfigError(f"{source}: topics.{key}.schema: no schemas/{spec.schema_name}.avsc")
+        schema_file = schemas_dir / f"{spec.schema_name}.avsc" if schemas_dir and spec.schema_name else None
+        if schema_file is not None and not schema_file.is_file():
+            raise ConfigError(f"{source}: topics.{key}.schema: no schemas/{spec.schema_name}.avsc")
         topics[key] = spec
     names = [t.name for t in topics.values()]
     if len(set(names)) != len(names):

@@ -124,7 +124,10 @@ def test_drift_is_detected() -> None:
     drifted = {**schema, "fields": [f for f in schema["fields"] if f["name"] != "region"]}
     with pytest.raises(AssertionError, match="field sets differ"):
         _check(HookEvent, drifted)
-    retyped = {**schema, "fields": [{**f, "type": "string"} if f["name"] == "latency_ms" else f for f in schema["fields"]]}
+    retyped = {
+        **schema,
+        "fields": [{**f, "type": "string"} if f["name"] == "latency_ms" else f for f in schema["fields"]],
+    }
     with pytest.raises(AssertionError):
         _check(HookEvent, retyped)
 

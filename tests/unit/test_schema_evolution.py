@@ -63,7 +63,7 @@ def test_incompatible_change_is_caught(tmp_path: Path) -> None:
     data["fields"].append({"name": "tenant_tier", "type": "string"})
     broken = tmp_path / "hook_event.avsc"
     broken.write_text(json.dumps(data))
-    with pytest.raises(Exception, match="tenant_tier|default"):
+    with pytest.raises(Exception, match=r"tenant_tier|default"):
         _readable(old, broken)
 
 
@@ -74,9 +74,18 @@ def test_old_avro_bytes_decode_as_current_model() -> None:
 
     v1 = json.loads((SCHEMAS / "history" / "hook_event.v1.avsc").read_text())
     record = {
-        "event_id": "e-1", "event_type": "post_agent_call", "user_id": "acme", "run_id": "run-1",
-        "timestamp": 1_764_273_711_123_000, "source": "kairos@host-1", "model": "claude-sonnet-4-5",
-        "cost_usd": None, "latency_ms": 12, "error_code": None, "region": None, "payload": "{}",
+        "event_id": "e-1",
+        "event_type": "post_agent_call",
+        "user_id": "acme",
+        "run_id": "run-1",
+        "timestamp": 1_764_273_711_123_000,
+        "source": "kairos@host-1",
+        "model": "claude-sonnet-4-5",
+        "cost_usd": None,
+        "latency_ms": 12,
+        "error_code": None,
+        "region": None,
+        "payload": "{}",
     }
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, fastavro.parse_schema(v1, named_schemas={}), record)

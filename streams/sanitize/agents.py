@@ -1,0 +1,101 @@
+"""Faust wiring of the sanitize stage: raw intake -> sanitized (+ vault, + dead letters).
+
+Thin on purpose: decoding is ``streams.serde``, the PII rules are the engine in this
+package, encryption is ``streams.vault``. Records are processed one by one, not in
+``take_events`` batches, because a Faust table write goes to the changelog partition of
+the *current* event: in a mixed-partition batch a user's data key could land on another
+partition and be lost on recovery.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from streams import serde
+from streams.errors import PermanentError
+from streams.metrics import EVENTS_IN, EVENTS_OUT, REKEYED, STAGE_ERRORS, STAGE_SECONDS
+from streams.models import HookEvent
+from streams.stage import StageContext
+
+log = logging.getLogger(__name__)
+STAGE = "sanitize"
+
+
+def register(ctx: StageContext) -> None:
+    from streams.sanitize.engine import build_engine
+    from streams.vault import KeyStore, provider_from_settings, seal_findings
+
+    app, settings = ctx.app, ctx.settings
+    raw = ctx.topic("raw")
+    keys_spec = ctx.topology["vault_keys"]
+    if keys_spec.partitions != ctx.topology["raw"].partitions:
+        raise PermanentError("topics.yaml: vault_keys must have as many partitions as raw (co-partitioned table)")
+    # user_id -> wrapped data keys; its changelog is the compacted vault_keys topic, so a
+    # replacement worker recovers the keys and a tombstone shreds a user everywhere.
+    key_table = app.Table(
+        "vault-keys",
+        default=None,
+        partitions=keys_spec.partitions,
+        key_type=str,
+        value_type=dict,
+        key_serializer="json",
+        value_serializer="json",
+        changelog_topic=app.topic(
+            keys_spec.name,
+            partitions=keys_spec.partitions,
+            key_type=str,
+            value_type=dict,
+            key_serializer="json",
+            value_serializer="json",
+            compacting=True,
+            internal=False,
+        ),
+    )
+    state: dict[str, Any] = {}
+
+    @app.task
+    async def _load() -> None:
+        # Heavy models load when the worker starts, never at import time.
+        state["engine"] = build_engine(settings)
+        ctx.keystore = KeyStore(provider_from_settings(settings), backend=key_table)
+
+    @app.agent(raw, name="sanitize")
+    async def sanitize(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            EVENTS_IN.labels(stage=STAGE).inc()
+            started = time.perf_counter()
+            hook: HookEvent | None = None
+            try:
+                hook = serde.decode(HookEvent, event.value, max_bytes=settings.max_event_bytes)
+                if message.key != hook.user_id.encode():
+                    # Every stage relies on user_id keys (ordering, co-partitioned tables):
+                    # re-key once through the intake topic rather than process out of place.
+                    await raw.send(key=hook.user_id.encode(), value=event.value)
+                    REKEYED.inc()
+                    continue
+                clean, findings = state["engine"].sanitize_event(hook)
+                if findings:
+                    record = seal_findings(ctx.keystore, hook.user_id, hook.event_id, findings, at=hook.timestamp)
+                    await ctx.send("vault", record, hook.user_id)
+                    EVENTS_OUT.labels(stage=STAGE, topic="vault").inc()
+                await ctx.send("sanitized", clean, hook.user_id)
+                EVENTS_OUT.labels(stage=STAGE, topic="sanitized").inc()
+            except Exception as exc:  # one bad record must not stop the stage or skip silently
+                if not isinstance(exc, PermanentError):
+                    STAGE_ERRORS.labels(stage=STAGE).inc()
+                    log.exception("sanitize failed on a record", extra={"stage": STAGE, "offset": message.offset})
+                await ctx.dead_letter(
+                    STAGE,
+                    exc,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    original=event.value,
+                    event_id=hook.event_id if hook else None,
+                    user_id=hook.user_id if hook else None,
+                )
+            finally:
+                STAGE_SECONDS.labels(stage=STAGE).observe(time.perf_counter() - started)
