@@ -142,9 +142,7 @@ class BudgetsConfig(_Strict):
     version: Literal[1] = 1
     accounting: Accounting = Field(default_factory=Accounting)
     default: TenantBudgets | None = None
-    tenants: dict[Annotated[str, Field(min_length=1, max_length=256)], TenantBudgets] = Field(
-        default_factory=dict
-    )
+    tenants: dict[Annotated[str, Field(min_length=1, max_length=256)], TenantBudgets] = Field(default_factory=dict)
 
     def for_tenant(self, user_id: str) -> TenantBudgets:
         """The tenant's entry, else the default, else no budgets in UTC."""

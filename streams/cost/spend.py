@@ -195,9 +195,7 @@ def record_id(*parts: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def validate(
-    event: HookEvent, tenant: TenantBudgets, config: BudgetsConfig, now: datetime
-) -> Rejection | None:
+def validate(event: HookEvent, tenant: TenantBudgets, config: BudgetsConfig, now: datetime) -> Rejection | None:
     """Why a cost event cannot be counted, or ``None``. ``now`` is its arrival time."""
     return _cost_problem(event) or _time_problem(event, config, now) or _run_problem(event, tenant)
 
@@ -227,17 +225,13 @@ def _time_problem(event: HookEvent, config: BudgetsConfig, now: datetime) -> Rej
             f"{config.accounting.max_future_skew_seconds}s after its arrival {now.isoformat()}",
         )
     if event.timestamp < EARLIEST_EVENT:
-        return Rejection(
-            RejectReason.INVALID_TIMESTAMP, f"timestamp {event.timestamp.isoformat()} is before 2000"
-        )
+        return Rejection(RejectReason.INVALID_TIMESTAMP, f"timestamp {event.timestamp.isoformat()} is before 2000")
     return None
 
 
 def _run_problem(event: HookEvent, tenant: TenantBudgets) -> Rejection | None:
     if not event.run_id and tenant.has(BudgetPeriod.PER_RUN):
-        return Rejection(
-            RejectReason.MISSING_RUN_ID, "the tenant has a per-run budget and the event has none"
-        )
+        return Rejection(RejectReason.MISSING_RUN_ID, "the tenant has a per-run budget and the event has none")
     return None
 
 
@@ -477,6 +471,4 @@ def apply(state: Mapping[str, Any] | None, event: HookEvent, config: BudgetsConf
     ledger = TenantLedger.from_json(state)
     outcome = ledger.apply(event, config, now)
     # A duplicate or ignored event changed nothing: this is the input state, re-encoded.
-    return Outcome(
-        outcome.status, ledger.to_json(), outcome.ledger, outcome.alerts, outcome.kills, outcome.rejection
-    )
+    return Outcome(outcome.status, ledger.to_json(), outcome.ledger, outcome.alerts, outcome.kills, outcome.rejection)
