@@ -178,9 +178,7 @@ class Detectors:
         else:
             yield "volume_spike", "not_a_call"
 
-    def _add(
-        self, state: State, name: str, scope: Scope, *, at: float, width: int, value: int | float
-    ) -> None:
+    def _add(self, state: State, name: str, scope: Scope, *, at: float, width: int, value: int | float) -> None:
         key = entry_key(name, scope)
         start = int(at // width) * width
         entry = state.get(key)
@@ -248,9 +246,7 @@ class Detectors:
     def _sum(self, entry: dict[str, Any], lo: int, hi: float) -> int:
         return sum(int(v) for k, v in entry["b"].items() if lo <= int(k) < hi)
 
-    def _repeat_error(
-        self, cfg: RepeatErrorConfig, scope: Scope, entry: dict[str, Any], now_s: float
-    ) -> Condition:
+    def _repeat_error(self, cfg: RepeatErrorConfig, scope: Scope, entry: dict[str, Any], now_s: float) -> Condition:
         shared = _is_shared(scope)
         limit = cfg.global_min_count if shared else cfg.min_count
         n = self._sum(entry, self._window_start(cfg, now_s), math.inf)
@@ -280,9 +276,7 @@ class Detectors:
         window_span = Decimal(str(max(now_s - ws, 1.0)))
         return current, base, window_span, span, Decimal(base) / Decimal(span)
 
-    def _cost_spike(
-        self, cfg: CostSpikeConfig, scope: Scope, entry: dict[str, Any], now_s: float
-    ) -> Condition:
+    def _cost_spike(self, cfg: CostSpikeConfig, scope: Scope, entry: dict[str, Any], now_s: float) -> Condition:
         tenant = dict(scope).get("tenant")
         who = f"tenant {tenant}" if tenant else "all tenants"
         got = self._baseline(cfg, entry, now_s)
@@ -329,8 +323,7 @@ class Detectors:
             scope,
             streak >= cfg.consecutive_ticks,
             observed=f"p99 {shown} over {n} calls, {streak} consecutive ticks",
-            threshold=f"> {cfg.threshold_ms} ms for {cfg.consecutive_ticks} ticks"
-            f" (min {cfg.min_samples} calls)",
+            threshold=f"> {cfg.threshold_ms} ms for {cfg.consecutive_ticks} ticks (min {cfg.min_samples} calls)",
             summary=f"p99 latency {shown} above {cfg.threshold_ms} ms ({where})",
             details={"p99_ms": shown, "samples": str(n)},
         )
