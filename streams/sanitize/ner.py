@@ -25,6 +25,17 @@ _TITLE = re.compile(r"(?<![\w'-])[A-Z][a-z]+(?:['-][A-Za-z][a-z]+)?(?![\w-])")
 _SENTENCE_END = ".!?\n"
 # A PERSON span from the model must read like a name: no digits, no identifier punctuation.
 _NAME_SHAPE = re.compile(r"^[A-Z][A-Za-z'.-]*(?:\s+[A-Za-z][A-Za-z'.-]*){0,4}$")
+# The small model often labels an unfamiliar "First Last" as ORG, EVENT or WORK_OF_ART; accept
+# those labels only for a span shaped exactly like a personal name and not ending like an org.
+_FALLBACK_LABELS = frozenset({"ORG", "WORK_OF_ART", "EVENT", "FAC"})
+_PERSON_SHAPE = re.compile(r"^[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?(?: [A-Z][a-z]+(?:[-'][A-Z][a-z]+)?){1,2}$")
+_ORG_WORDS = frozenset(
+    "inc corp corporation co llc ltd plc gmbh group bank university college school cloud services service "
+    "team teams labs lab systems support company foundation institute association department office center "
+    "centre platform studio studios hospital clinic agency council committee club network networks partners "
+    "holdings capital ventures technologies solutions software security airlines airways motors energy "
+    "street avenue road park hall tower bridge day week month year".split()
+)
 _CHUNK = 20_000  # spaCy cost grows with length; long texts are cut at whitespace
 _warned: set[str] = set()
 _warn_lock = threading.Lock()
@@ -107,9 +118,13 @@ def find_persons(nlp: Any, texts: Sequence[str], batch_size: int = 128) -> list[
     docs = nlp.pipe((chunk for _, _, chunk in pieces), batch_size=batch_size)
     for (i, offset, _), doc in zip(pieces, docs, strict=True):
         for ent in doc.ents:
-            if ent.label_ != "PERSON":
-                continue
             span = ent.text
+            if ent.label_ != "PERSON" and not (
+                ent.label_ in _FALLBACK_LABELS
+                and _PERSON_SHAPE.match(span)
+                and span.rsplit(" ", 1)[-1].lower() not in _ORG_WORDS
+            ):
+                continue
             # Drop a possessive the model includes ("Maria's").
             trimmed = span[:-2] if span.endswith(("'s", "’s")) else span
             if _person_ok(trimmed):

@@ -33,6 +33,10 @@ _SEP = r"[\"']?\s*(?:[:=]|=>)\s*[\"']?"
 # A value runs to whitespace, a quote or a delimiter of the surrounding syntax.
 _VALUE = r"([^\s\"'`,;&}\])]+)"
 _NAME = r"[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?"
+_PERSON_KEYS = (
+    r"(?:full|first|last|given|family|customer|client|user|contact|display|legal)?_?name|customer|client|owner"
+    r"|assignee|reporter|author|contact|patient|employee|recipient|sender|requester|requested_by|assigned_to|cc"
+)
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
 SPECS: tuple[PatternSpec, ...] = (
@@ -232,10 +236,14 @@ SPECS: tuple[PatternSpec, ...] = (
         "person_cue",
         E.PERSON,
         r"(?:(?<![A-Za-z])"
-        r"(?i:my name is|my name's|name is|i am|i'm|signed|regards|sincerely|dear|mrs?\.?|ms\.?|dr\.?)[,:]?\s+|"
-        r"\"?(?i:full_?name|customer_?name|user_?name|contact_?name|first_?name|last_?name|name)\"?\s*[:=]\s*\"?)"
+        r"(?:(?i:my name is|my name's|name is|i am|i'm|signed|regards|sincerely|dear|mrs?\.?|ms\.?|dr\.?)[,:]?\s+"
+        r"|(?i:thanks|thank you|cheers|best|hi|hello|hey),\s+"
+        # A person-ish key in JSON, YAML or key=value: "customer": "Wesley Jones".
+        r"|\"?(?i:" + _PERSON_KEYS + r")\"?\s*[:=]\s*\"?))"
         rf"({_NAME}(?:\s+{_NAME}){{0,2}})(?!\w)",
-        r"(?i:name|name is|name's|i am|i'm|signed|regards|sincerely|dear|mr|mrs|ms|dr)[\s,:=\"'.]+[A-Z][a-z]",
+        r"(?i:name|i am|i'm|signed|regards|sincerely|dear|mr|mrs|ms|dr|thanks|thank you|cheers|best|hi|hello|hey|"
+        + _PERSON_KEYS
+        + r")[^\n]{0,12}[A-Z][a-z]",
         0.6,
         group=1,
     ),
