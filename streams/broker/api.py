@@ -81,9 +81,7 @@ def _wait_ready(layout: BrokerLayout, state: RunState, timeout: float) -> Cluste
     while time.monotonic() < deadline:
         if not is_broker_alive(state.pid):
             clear_state(layout)
-            raise BrokerStartError(
-                _failure(layout, f"broker {state.version} (pid {state.pid}) exited during start")
-            )
+            raise BrokerStartError(_failure(layout, f"broker {state.version} (pid {state.pid}) exited during start"))
         if port_open(layout.host, layout.port):
             info = describe_cluster(layout.bootstrap, timeout=5.0)
             if info is not None and info.broker_ids:  # listed brokers = registered and unfenced
@@ -92,8 +90,7 @@ def _wait_ready(layout: BrokerLayout, state: RunState, timeout: float) -> Cluste
     raise BrokerStartError(
         _failure(
             layout,
-            f"broker {state.version} (pid {state.pid}) did not answer on {layout.bootstrap} "
-            f"within {timeout:.0f} s",
+            f"broker {state.version} (pid {state.pid}) did not answer on {layout.bootstrap} within {timeout:.0f} s",
         )
     )
 
@@ -137,16 +134,10 @@ def ensure_broker(
         if port_open(layout.host, layout.port):
             found = describe_cluster(layout.bootstrap, timeout=5.0)
             if found is None:
-                raise PortConflictError(
-                    f"{layout.bootstrap} is held by something that does not answer Kafka metadata"
-                )
+                raise PortConflictError(f"{layout.bootstrap} is held by something that does not answer Kafka metadata")
             if fresh:
-                raise PortConflictError(
-                    f"--fresh: {layout.bootstrap} runs a broker {layout.home} did not start"
-                )
-            return BrokerHandle(
-                layout.bootstrap, None, None, False, time.monotonic() - began, found.cluster_id
-            )
+                raise PortConflictError(f"--fresh: {layout.bootstrap} runs a broker {layout.home} did not start")
+            return BrokerHandle(layout.bootstrap, None, None, False, time.monotonic() - began, found.cluster_id)
         if port_open(layout.host, layout.controller_port):
             raise PortConflictError(f"controller port 127.0.0.1:{layout.controller_port} is already in use")
         state = _start(layout, timeout)

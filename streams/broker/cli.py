@@ -16,9 +16,7 @@ def add_parser(subparsers: Any) -> None:  # argparse's _SubParsersAction is priv
     actions = broker.add_subparsers(dest="broker_command", required=True, metavar="{start,stop,status,logs}")
 
     start = actions.add_parser("start", help="start (or reuse) the broker and wait until it answers")
-    start.add_argument(
-        "--version", help="Kafka release, e.g. 3.9.1 or 4.1.1 (default: settings.kafka_version)"
-    )
+    start.add_argument("--version", help="Kafka release, e.g. 3.9.1 or 4.1.1 (default: settings.kafka_version)")
     start.add_argument("--fresh", action="store_true", help="stop it and wipe this version's data first")
     start.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for readiness")
     start.set_defaults(func=_start)
@@ -49,10 +47,7 @@ def _start(args: argparse.Namespace) -> int:
         return _fail(exc)
     what = f"broker {handle.version or '(not started from this kafka_home)'}"
     if handle.started_by_us:
-        print(
-            f"{what} ready on {handle.bootstrap} "
-            f"(pid {handle.pid}, started in {handle.startup_seconds:.1f} s)"
-        )
+        print(f"{what} ready on {handle.bootstrap} (pid {handle.pid}, started in {handle.startup_seconds:.1f} s)")
     else:
         pid = f"pid {handle.pid}" if handle.pid else "pid unknown"
         print(f"{what} already running on {handle.bootstrap} ({pid}), reused")
@@ -85,10 +80,7 @@ def _status(args: argparse.Namespace) -> int:
         uptime = f", up {status.uptime_seconds:.0f} s" if status.uptime_seconds is not None else ""
         print(f"broker {status.version} {status.state} on {status.bootstrap} (pid {status.pid}{uptime})")
     elif status.state == "foreign":
-        print(
-            f"a broker not started from this kafka_home answers on {status.bootstrap} "
-            f"(cluster {status.cluster_id})"
-        )
+        print(f"a broker not started from this kafka_home answers on {status.bootstrap} (cluster {status.cluster_id})")
     elif status.state == "blocked":
         print(f"{status.bootstrap} is held by something that does not answer Kafka")
     else:

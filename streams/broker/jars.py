@@ -38,8 +38,7 @@ def render_pom(version: str) -> str:
     """A POM whose runtime dependencies are exactly the broker's classpath."""
     deps = [("org.apache.kafka", "kafka_2.13", version), *logging_artifacts(version)]
     dep_xml = "\n".join(
-        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
-        f"<version>{v}</version></dependency>"
+        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
         for g, a, v in deps
     )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -81,9 +80,7 @@ def fetch_jars(layout: BrokerLayout, *, mvn: str = "mvn") -> Path:
 def _fetch_locked(layout: BrokerLayout, mvn: str) -> None:
     mvn_path = shutil.which(mvn)
     if mvn_path is None:
-        raise JarFetchError(
-            f"Kafka {layout.version} jars are not in {layout.lib_dir} and `{mvn}` is not on PATH"
-        )
+        raise JarFetchError(f"Kafka {layout.version} jars are not in {layout.lib_dir} and `{mvn}` is not on PATH")
     pom = layout.version_dir / "pom.xml"
     pom.write_text(render_pom(layout.version))
     tmp_lib = Path(tempfile.mkdtemp(prefix="lib.", dir=layout.version_dir))
@@ -101,9 +98,7 @@ def _fetch_locked(layout: BrokerLayout, mvn: str) -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_FETCH_TIMEOUT_S, check=False)  # noqa: S603 -- fixed argv, no shell
     except subprocess.TimeoutExpired as exc:
         shutil.rmtree(tmp_lib, ignore_errors=True)
-        raise JarFetchError(
-            f"fetching Kafka {layout.version} jars timed out after {_FETCH_TIMEOUT_S} s"
-        ) from exc
+        raise JarFetchError(f"fetching Kafka {layout.version} jars timed out after {_FETCH_TIMEOUT_S} s") from exc
     jars = sorted(p.name for p in tmp_lib.glob("*.jar"))
     if proc.returncode != 0 or not any(name.startswith("kafka_2.13-") for name in jars):
         shutil.rmtree(tmp_lib, ignore_errors=True)

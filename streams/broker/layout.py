@@ -71,9 +71,7 @@ class BrokerLayout:
         return self.home / "broker.json"
 
 
-def layout_for(
-    settings: Settings, *, version: str | None = None, jars_home: Path | None = None
-) -> BrokerLayout:
+def layout_for(settings: Settings, *, version: str | None = None, jars_home: Path | None = None) -> BrokerLayout:
     """The layout for ``settings``; ``version`` overrides ``settings.kafka_version``.
 
     The jar cache is, in order: ``jars_home``, ``$STREAMS_KAFKA_JARS_HOME``, ``settings.kafka_home``.

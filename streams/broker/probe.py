@@ -46,9 +46,7 @@ def _aiokafka_muted() -> Iterator[None]:
 async def _describe(bootstrap: str, limit_s: float) -> ClusterInfo:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(limit_s * 1000))
-    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=max(1000, int(limit_s * 1000)))
     try:
         await asyncio.wait_for(admin.start(), limit_s)
         meta = await asyncio.wait_for(admin.describe_cluster(), limit_s)

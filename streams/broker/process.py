@@ -63,10 +63,6 @@ def clear_state(layout: BrokerLayout) -> None:
 
 def is_broker_alive(pid: int) -> bool:
     """True when ``pid`` is a live Kafka JVM (not a zombie, not a recycled pid)."""
-    # Reap it first if it is our exited child, or it would linger as a zombie that
-    # signal 0 still reports alive.
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -82,7 +78,7 @@ def is_broker_alive(pid: int) -> bool:
     except OSError:
         return True  # no procfs: trust the signal
     if stat.rpartition(")")[2].split()[:1] == ["Z"]:
-        return False  # a zombie someone else has to reap
+        return False  # exited, not yet reaped by its parent
     # Empty while the kernel is still exec'ing a child spawned a moment ago.
     return not cmdline or b"kafka.Kafka" in cmdline
 
@@ -159,17 +155,31 @@ def spawn(java: Java, layout: BrokerLayout, log_config: Path) -> RunState:
     if layout.console_log.exists():  # keep one previous run's log for post-mortems
         layout.console_log.replace(layout.console_log.with_suffix(".log.1"))
     cmd = [*_jvm(java, layout, log_config, layout.heap), "kafka.Kafka", str(layout.server_properties)]
-    with layout.console_log.open("ab") as out:
-        proc = subprocess.Popen(  # noqa: S603 -- fixed argv, no shell
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=layout.home,
-            start_new_session=True,
-        )
+    # A throw-away sh backgrounds the JVM and exits, so the JVM is orphaned to init: it outlives
+    # us, never becomes our zombie, and no Popen object is left to warn about a running child.
+    # Arguments travel as "$@", never through the shell's parser.
+    launcher = subprocess.run(  # noqa: S603 -- fixed argv; sh only sees positional parameters
+        [
+            "/bin/sh",
+            "-c",
+            'log=$1; shift; "$@" >>"$log" 2>&1 </dev/null & echo $!',
+            "sh",
+            str(layout.console_log),
+            *cmd,
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=layout.home,
+        start_new_session=True,  # no controlling terminal: Ctrl-C in the caller's shell won't reach it
+        timeout=30,
+        check=False,
+    )
+    if launcher.returncode != 0 or not launcher.stdout.strip().isdigit():
+        raise BrokerStartError(f"could not launch the broker JVM: {launcher.stderr.strip() or launcher.stdout}")
+    pid = int(launcher.stdout.strip())
     state = RunState(
-        pid=proc.pid,
+        pid=pid,
         version=layout.version,
         port=layout.port,
         controller_port=layout.controller_port,
@@ -181,16 +191,16 @@ def spawn(java: Java, layout: BrokerLayout, log_config: Path) -> RunState:
 
 
 def terminate(pid: int, grace: float) -> bool:
-    """SIGTERM the broker's process group, SIGKILL after ``grace`` seconds; True if it had to kill."""
+    """SIGTERM the broker, SIGKILL after ``grace`` seconds; True if it had to kill."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)  # spawn() made pid a session (and group) leader
+        os.kill(pid, signal.SIGTERM)  # Kafka shuts down cleanly on TERM (flushes, closes logs)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if not is_broker_alive(pid):
             return False
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
     for _ in range(50):
         if not is_broker_alive(pid):
             break
