@@ -56,17 +56,22 @@ class ChargebackRow:
     def events(self) -> int:
         return self.charges + self.adjustments
 
-    def as_strings(self) -> dict[str, str]:
+    def as_json(self) -> dict[str, str | int]:
+        """Amounts as exact decimal strings (JSON numbers would invite floats), counts as ints."""
         return {
             "user_id": self.user_id,
             "period": self.period,
             "charged_usd": format_money(self.charged_usd),
-            "charges": str(self.charges),
+            "charges": self.charges,
             "adjusted_usd": format_money(self.adjusted_usd),
-            "adjustments": str(self.adjustments),
+            "adjustments": self.adjustments,
             "total_usd": format_money(self.total_usd),
-            "events": str(self.events),
+            "events": self.events,
         }
+
+    def cells(self) -> list[str]:
+        data = self.as_json()
+        return [str(data[c]) for c in _COLUMNS]
 
 
 def _row(user_id: str, period: str, totals: Totals) -> ChargebackRow:
@@ -180,20 +185,19 @@ def format_report(rows: list[ChargebackRow], period: str, fmt: ReportFormat = "t
         doc = {
             "period": period,
             "currency": "USD",
-            "tenants": [r.as_strings() for r in rows],
-            "total": {k: v for k, v in total.as_strings().items() if k not in ("user_id", "period")},
+            "tenants": [r.as_json() for r in rows],
+            "total": {k: v for k, v in total.as_json().items() if k not in ("user_id", "period")},
         }
         return json.dumps(doc, indent=2) + "\n"
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(r.as_strings() for r in rows)
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(_COLUMNS)
+        writer.writerows(r.cells() for r in rows)
         return buffer.getvalue()
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-    lines = [[c for c in _COLUMNS], *([r.as_strings()[c] for c in _COLUMNS] for r in rows)]
-    lines.append([total.as_strings()[c] for c in _COLUMNS])
+    lines = [list(_COLUMNS), *(r.cells() for r in rows), total.cells()]
     widths = [max(len(line[i]) for line in lines) for i in range(len(_COLUMNS))]
     text = [
         "  ".join(
