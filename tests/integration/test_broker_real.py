@@ -51,9 +51,7 @@ async def _roundtrip(bootstrap: str) -> tuple[bytes | None, bytes | None]:
     finally:
         await producer.stop()
 
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"g-{topic}", auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"g-{topic}", auto_offset_reset="earliest")
     await consumer.start()
     try:
         record = await asyncio.wait_for(consumer.getone(), timeout=60)

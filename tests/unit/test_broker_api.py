@@ -30,9 +30,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        kafka_home=tmp_path / "kafka", kafka_port=_free_port(), kafka_controller_port=_free_port()
-    )
+    return Settings(kafka_home=tmp_path / "kafka", kafka_port=_free_port(), kafka_controller_port=_free_port())
 
 
 @pytest.fixture

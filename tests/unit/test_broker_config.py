@@ -17,7 +17,8 @@ from streams.broker.config import (
     render_properties,
     server_properties,
 )
-from streams.broker.jars import logging_artifacts, render_pom
+from streams.broker.exceptions import JarFetchError
+from streams.broker.jars import MARKER, fetch_jars, logging_artifacts, render_pom
 from streams.broker.java import java_major
 from streams.broker.layout import JARS_HOME_ENV, BrokerLayout, layout_for
 from streams.broker.process import new_cluster_id
@@ -92,9 +93,7 @@ def test_logging_backend_per_major() -> None:
     name3, text3 = logging_config("3.9.1")
     assert name3 == "log4j.properties"
     assert "org.apache.log4j.ConsoleAppender" in text3
-    assert (
-        logging_jvm_flag("3.9.1", "/c/log4j.properties") == "-Dlog4j.configuration=file:/c/log4j.properties"
-    )
+    assert logging_jvm_flag("3.9.1", "/c/log4j.properties") == "-Dlog4j.configuration=file:/c/log4j.properties"
     name4, text4 = logging_config("4.1.1")
     assert name4 == "log4j2.properties"
     assert "appender.console.type = Console" in text4
@@ -154,3 +153,12 @@ def test_java_major_reads_the_banner(tmp_path: Path, banner: str, major: int) ->
     assert java_major(fake) == major
     assert java_major(tmp_path / "missing") is None
     assert os.access(fake, os.X_OK)
+
+
+def test_fetched_jars_are_reused_without_maven(tmp_path: Path) -> None:
+    layout = _layout(tmp_path, "3.9.1")
+    with pytest.raises(JarFetchError, match="not on PATH"):
+        fetch_jars(layout, mvn="no-such-mvn-here")
+    layout.lib_dir.mkdir(parents=True)
+    (layout.version_dir / MARKER).write_text("kafka_2.13-3.9.1.jar\n")
+    assert fetch_jars(layout, mvn="no-such-mvn-here") == layout.lib_dir  # offline, instant
