@@ -140,12 +140,12 @@ def ensure_broker(
             return BrokerHandle(layout.bootstrap, None, None, False, time.monotonic() - began, found.cluster_id)
         if port_open(layout.host, layout.controller_port):
             raise PortConflictError(f"controller port 127.0.0.1:{layout.controller_port} is already in use")
-        state = _start(layout, timeout)
+        state = _start(layout)
         info = _wait_ready_or_kill(layout, state, timeout)
         return _handle(layout, state, info, started_by_us=True, began=began)
 
 
-def _start(layout: BrokerLayout, timeout: float) -> RunState:
+def _start(layout: BrokerLayout) -> RunState:
     fetch_jars(layout)
     java = find_java()
     log_config = write_configs(layout)
