@@ -84,7 +84,7 @@ Ident = Annotated[str, Field(min_length=1, max_length=256)]
 class Record(BaseModel):
     """Base of every wire record: immutable, strict about unknown fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
     avro_name: ClassVar[str]
 
     def to_avro(self) -> dict[str, Any]:

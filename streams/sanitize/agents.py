@@ -24,7 +24,7 @@ STAGE = "sanitize"
 
 
 def register(ctx: StageContext) -> None:
-    from streams.sanitize.engine import build_engine
+    from streams.sanitize.engine import Sanitizer
     from streams.vault import KeyStore, provider_from_settings, seal_findings
 
     app, settings = ctx.app, ctx.settings
@@ -40,8 +40,6 @@ def register(ctx: StageContext) -> None:
         partitions=keys_spec.partitions,
         key_type=str,
         value_type=dict,
-        key_serializer="json",
-        value_serializer="json",
         changelog_topic=app.topic(
             keys_spec.name,
             partitions=keys_spec.partitions,
@@ -58,7 +56,9 @@ def register(ctx: StageContext) -> None:
     @app.task
     async def _load() -> None:
         # Heavy models load when the worker starts, never at import time.
-        state["engine"] = build_engine(settings)
+        engine = Sanitizer(settings.ner_model)
+        engine.warm_up()
+        state["engine"] = engine
         ctx.keystore = KeyStore(provider_from_settings(settings), backend=key_table)
 
     @app.agent(raw, name="sanitize")
@@ -78,7 +78,11 @@ def register(ctx: StageContext) -> None:
                     continue
                 clean, findings = state["engine"].sanitize_event(hook)
                 if findings:
-                    record = seal_findings(ctx.keystore, hook.user_id, hook.event_id, findings, at=hook.timestamp)
+                    originals = [
+                        {"path": f.path, "entity_type": f.entity_type, "start": f.start, "end": f.end, "text": f.text}
+                        for f in findings
+                    ]
+                    record = seal_findings(ctx.keystore, hook.user_id, hook.event_id, originals, at=hook.timestamp)
                     await ctx.send("vault", record, hook.user_id)
                     EVENTS_OUT.labels(stage=STAGE, topic="vault").inc()
                 await ctx.send("sanitized", clean, hook.user_id)

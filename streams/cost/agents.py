@@ -1,0 +1,7 @@
+"""Placeholder until the cost stage is wired."""
+
+from streams.stage import StageContext
+
+
+def register(ctx: StageContext) -> None:
+    pass
