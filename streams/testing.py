@@ -19,17 +19,17 @@ from streams.kafka import consumer, producer
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, expect: int, timeout: float = 60.0, worker: WorkerProcess | None = None
+    bootstrap: str, topic: str, *, expect: int, seconds: float = 60.0, worker: WorkerProcess | None = None
 ) -> list[tuple[bytes | None, Any]]:
     """Read from the beginning until ``expect`` records arrived: (key, decoded).
 
-    Gives up after ``timeout`` seconds, or at once when ``worker`` has died.
+    Gives up after ``seconds``, or at once when ``worker`` has died.
     """
     client = consumer(bootstrap, group_id=None, auto_offset_reset="earliest")
     await client.start()
     out: list[tuple[bytes | None, Any]] = []
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + seconds
         partitions: set[int] | None = None
         while partitions is None and time.monotonic() < deadline:
             await client._client.force_metadata_update()  # the topic may be created meanwhile
@@ -78,7 +78,9 @@ class WorkerProcess:
         if self.stages:
             args += ["--only", *self.stages]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115  # closed with the process
-        self.proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(  # noqa: S603  # our own interpreter and module, fixed arguments
+            args, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         return self
 
     @property

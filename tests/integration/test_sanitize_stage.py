@@ -62,10 +62,10 @@ def test_sanitize_stage_end_to_end(
 
     with WorkerProcess(test_env, ["sanitize"], tmp_path / "worker.log") as worker:
         sanitized = asyncio.run(
-            read_topic(kafka_bootstrap, topology["sanitized"].name, expect=4, timeout=120, worker=worker)
+            read_topic(kafka_bootstrap, topology["sanitized"].name, expect=4, seconds=120, worker=worker)
         )
-        dlq = asyncio.run(read_topic(kafka_bootstrap, topology["dlq"].name, expect=2, timeout=30))
-        vault = asyncio.run(read_topic(kafka_bootstrap, topology["vault"].name, expect=2, timeout=30))
+        dlq = asyncio.run(read_topic(kafka_bootstrap, topology["dlq"].name, expect=2, seconds=30))
+        vault = asyncio.run(read_topic(kafka_bootstrap, topology["vault"].name, expect=2, seconds=30))
     log = worker.log_text()
 
     events = {v["event_id"]: v for _, v in sanitized}
@@ -93,8 +93,6 @@ def test_vault_originals_open_with_the_key(
     test_env: dict[str, str], kafka_bootstrap: str, topics_file: Path, tmp_path: Path
 ) -> None:
     """Read the raw Avro vault and key records back and decrypt them, as an auditor would."""
-    from streams.kafka import consumer  # noqa: F401  # imported to keep the dependency explicit
-
     subprocess.run(
         [sys.executable, "-m", "streams.cli", "topics", "apply"], env=test_env, check=True, capture_output=True
     )
