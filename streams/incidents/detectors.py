@@ -35,6 +35,7 @@ from streams.incidents.config import (
 from streams.models import HookEvent, IncidentEvidence, format_money
 
 State = MutableMapping[str, Any]
+Rows = list[tuple[int, Any]]
 AnyConfig = RepeatErrorConfig | CostSpikeConfig | LatencyConfig | VolumeSpikeConfig
 Scope = tuple[tuple[str, str], ...]
 ScopeFilter = Literal["all", "tenant", "shared"]
@@ -214,15 +215,16 @@ class Detectors:
             if not cfg.enabled:
                 continue
             keep = self._prune(entry, cfg, now_s)
+            rows = [(int(k), v) for k, v in entry["b"].items()]
             scope: Scope = tuple(sorted((str(k), str(v)) for k, v in entry["s"].items()))
             if isinstance(cfg, RepeatErrorConfig):
-                cond = self._repeat_error(cfg, scope, entry, now_s)
+                cond = self._repeat_error(cfg, scope, rows, now_s)
             elif isinstance(cfg, CostSpikeConfig):
-                cond = self._cost_spike(cfg, scope, entry, now_s)
+                cond = self._cost_spike(cfg, scope, entry, rows, now_s)
             elif isinstance(cfg, LatencyConfig):
-                cond = self._latency(cfg, scope, entry, now_s, tick_index)
+                cond = self._latency(cfg, scope, entry, rows, now_s, tick=tick_index)
             else:
-                cond = self._volume(cfg, scope, entry, now_s)
+                cond = self._volume(cfg, scope, entry, rows, now_s)
             out.append(cond)
             if keep or entry.get("streak"):
                 state[key] = entry
@@ -243,13 +245,14 @@ class Detectors:
         entry["b"] = {k: v for k, v in entry["b"].items() if oldest <= int(k) <= newest}
         return bool(entry["b"])
 
-    def _sum(self, entry: dict[str, Any], lo: int, hi: float) -> int:
-        return sum(int(v) for k, v in entry["b"].items() if lo <= int(k) < hi)
+    @staticmethod
+    def _sum(rows: Rows, lo: int, hi: float) -> int:
+        return sum(int(v) for k, v in rows if lo <= k < hi)
 
-    def _repeat_error(self, cfg: RepeatErrorConfig, scope: Scope, entry: dict[str, Any], now_s: float) -> Condition:
+    def _repeat_error(self, cfg: RepeatErrorConfig, scope: Scope, rows: Rows, now_s: float) -> Condition:
         shared = _is_shared(scope)
         limit = cfg.global_min_count if shared else cfg.min_count
-        n = self._sum(entry, self._window_start(cfg, now_s), math.inf)
+        n = self._sum(rows, self._window_start(cfg, now_s), math.inf)
         active = limit is not None and n >= limit
         code = dict(scope).get("error_code", "?")
         who = "all tenants" if shared else f"tenant {dict(scope).get('tenant')}"
@@ -264,22 +267,24 @@ class Detectors:
         )
 
     def _baseline(
-        self, cfg: CostSpikeConfig | VolumeSpikeConfig, entry: dict[str, Any], now_s: float
+        self, cfg: CostSpikeConfig | VolumeSpikeConfig, entry: dict[str, Any], rows: Rows, now_s: float
     ) -> tuple[int, int, Decimal, int, Decimal] | None:
         """(window sum, baseline sum, window span s, baseline span s) or None without history."""
         ws = self._window_start(cfg, now_s)
         span = min(cfg.baseline_seconds, ws - int(entry["first"]))
         if span < cfg.min_history_seconds:
             return None
-        current = self._sum(entry, ws, math.inf)
-        base = self._sum(entry, ws - cfg.baseline_seconds, ws)
+        current = self._sum(rows, ws, math.inf)
+        base = self._sum(rows, ws - cfg.baseline_seconds, ws)
         window_span = Decimal(str(max(now_s - ws, 1.0)))
         return current, base, window_span, span, Decimal(base) / Decimal(span)
 
-    def _cost_spike(self, cfg: CostSpikeConfig, scope: Scope, entry: dict[str, Any], now_s: float) -> Condition:
+    def _cost_spike(
+        self, cfg: CostSpikeConfig, scope: Scope, entry: dict[str, Any], rows: Rows, now_s: float
+    ) -> Condition:
         tenant = dict(scope).get("tenant")
         who = f"tenant {tenant}" if tenant else "all tenants"
-        got = self._baseline(cfg, entry, now_s)
+        got = self._baseline(cfg, entry, rows, now_s)
         if got is None:
             return Condition("cost_spike", scope, False, summary="no baseline yet")
         current, _base, window_span, _span, base_rate = got
@@ -302,16 +307,16 @@ class Detectors:
         )
 
     def _latency(
-        self, cfg: LatencyConfig, scope: Scope, entry: dict[str, Any], now_s: float, tick_index: int
+        self, cfg: LatencyConfig, scope: Scope, entry: dict[str, Any], rows: Rows, now_s: float, *, tick: int
     ) -> Condition:
         ws = self._window_start(cfg, now_s)
-        parts = [v for k, v in entry["b"].items() if int(k) >= ws]
+        parts = [v for k, v in rows if k >= ws]
         n = sum(sketch.count(p) for p in parts)
         p99 = sketch.quantile(parts, _P99, cfg.relative_accuracy) if n else None
         breach = p99 is not None and n >= cfg.min_samples and p99 > cfg.threshold_ms
         # Count each tick once, so an extra evaluation at the same tick does not advance it.
-        if int(entry.get("tick", 0)) != tick_index:
-            entry["tick"] = tick_index
+        if int(entry.get("tick", 0)) != tick:
+            entry["tick"] = tick
             entry["streak"] = int(entry.get("streak", 0)) + 1 if breach else 0
         elif not breach:
             entry["streak"] = 0
@@ -328,9 +333,11 @@ class Detectors:
             details={"p99_ms": shown, "samples": str(n)},
         )
 
-    def _volume(self, cfg: VolumeSpikeConfig, scope: Scope, entry: dict[str, Any], now_s: float) -> Condition:
+    def _volume(
+        self, cfg: VolumeSpikeConfig, scope: Scope, entry: dict[str, Any], rows: Rows, now_s: float
+    ) -> Condition:
         tenant = dict(scope).get("tenant")
-        got = self._baseline(cfg, entry, now_s)
+        got = self._baseline(cfg, entry, rows, now_s)
         if got is None:
             return Condition("volume_spike", scope, False, summary="no baseline yet")
         current, _base, window_span, _span, base_rate = got
