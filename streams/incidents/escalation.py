@@ -60,14 +60,6 @@ class EscalationConfig(_Strict):
     default: Route | None = None
     delivery: DeliveryConfig = DeliveryConfig()
 
-    @field_validator("escalations")
-    @classmethod
-    def _known(cls, value: dict[str, Route]) -> dict[str, Route]:
-        for name in value:
-            if name not in ROUTE_NAMES:
-                raise ValueError(f"unknown incident type {name!r}; known: {', '.join(ROUTE_NAMES)}")
-        return value
-
     def route(self, kind: str) -> Route | None:
         return self.escalations.get(kind, self.default)
 
@@ -84,6 +76,12 @@ def parse_escalations(text: str, source: str = "escalations.yaml") -> Escalation
     data = parse_yaml(text, source)
     if not isinstance(data, dict):
         raise ConfigError(f"{source}, line 1: expected a mapping with an 'escalations' mapping")
+    routes = data.get("escalations")
+    if isinstance(routes, dict):
+        for name in routes:
+            if name not in ROUTE_NAMES:
+                reason = f"unknown incident type {name!r}; known: {', '.join(ROUTE_NAMES)}"
+                raise config_error(source, data, ["escalations", name], reason)
     config = validate(EscalationConfig, data, source)
     missing = [t for t in INCIDENT_TYPES if config.route(t) is None]
     if missing:
