@@ -118,7 +118,7 @@ SPECS: tuple[PatternSpec, ...] = (
         "iban",
         E.IBAN_CODE,
         r"(?<!\w)[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?(?!\w)",
-        r"[A-Za-z]{2}\d{2} ?[A-Za-z0-9]{4} ?[A-Za-z0-9]{4}",
+        r"\b[A-Za-z]{2}\d{2} ?[A-Za-z0-9]{4} ?[A-Za-z0-9]{4}",
         1.0,
         refine=V.refine_iban,
     ),
@@ -206,7 +206,8 @@ SPECS: tuple[PatternSpec, ...] = (
     PatternSpec(
         "password_assignment",
         E.SECRET,
-        r"(?<![A-Za-z0-9])[\w.-]*?(?i:password|passwd|passphrase)[\w.-]*" + _SEP + _VALUE,
+        # The key may be compound (db_password, ANTHROPIC_API_KEY): match from the keyword on.
+        r"(?i:password|passwd|passphrase)[\w.-]*" + _SEP + _VALUE,
         r"(?i:password|passwd|passphrase)",
         0.7,
         group=1,
@@ -215,7 +216,7 @@ SPECS: tuple[PatternSpec, ...] = (
     PatternSpec(
         "secret_assignment",
         E.SECRET,
-        r"(?<![A-Za-z0-9])[\w.-]*?(?i:secret|api[_-]?key|apikey|access[_-]?key|private[_-]?key|token|credential)"
+        r"(?i:secret|api[_-]?key|apikey|access[_-]?key|private[_-]?key|token|credential)"
         r"[\w.-]*" + _SEP + _VALUE,
         r"(?i:secret|api[_-]?key|apikey|access[_-]?key|private[_-]?key|token|credential)",
         0.65,

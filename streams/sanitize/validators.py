@@ -82,15 +82,34 @@ def refine_ssn(text: str, start: int, end: int) -> Span | None:
     return (start, end) if ssn_ok(text[start:end]) else None
 
 
+def _ipv4_octets(candidate: str) -> list[int] | None:
+    parts = candidate.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and len(p) <= 3 and (p == "0" or p[0] != "0") for p in parts):
+        return None
+    octets = [int(p) for p in parts]
+    return octets if max(octets) <= 255 else None
+
+
+def _ipv4_internal(a: int, b: int) -> bool:
+    """RFC 1918, CGNAT and link-local ranges (faster than ipaddress.is_private on the hot path)."""
+    return (
+        a == 10
+        or (a == 172 and 16 <= b <= 31)
+        or (a == 192 and b == 168)
+        or (a == 100 and 64 <= b <= 127)
+        or (a == 169 and b == 254)
+    )
+
+
 def refine_ipv4(text: str, start: int, end: int) -> Span | None:
-    try:
-        addr = ipaddress.IPv4Address(text[start:end])
-    except ValueError:
+    octets = _ipv4_octets(text[start:end])
+    if octets is None:
         return None
-    if addr.is_loopback or addr.is_unspecified:
+    a, b = octets[0], octets[1]
+    if a in (0, 127):  # this-network and loopback: never a person's address
         return None
-    # A private address with a port is a service endpoint (10.0.0.1:8080), not a person's.
-    if addr.is_private and _PORT_AFTER.match(text, end):
+    # An internal address with a port is a service endpoint (10.0.0.1:8080), not a person's.
+    if _ipv4_internal(a, b) and _PORT_AFTER.match(text, end):
         return None
     return start, end
 
