@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     schemas_dir: Path = ROOT / "schemas"
     budgets_file: Path = ROOT / "budgets.yaml"
     escalations_file: Path = ROOT / "escalations.yaml"
+    detectors_file: Path = ROOT / "detectors.yaml"
     # Faust keeps table state here (memory:// in tests and containers).
     store: str = "memory://"
     data_dir: Path = ROOT / ".local" / "faust"

@@ -1,7 +1,145 @@
-"""Placeholder until the incidents stage is wired."""
+"""Faust wiring of the incidents stage: detect over windowed state, emit incidents, escalate.
 
+1. ``signals``: sanitized events (keyed by tenant, many partitions) -> the detector
+   signal topic, stripped of payload and free text, on ONE partition.
+2. ``detect``: counts each signal into bucketed rings (a plain Table, not Faust's windowed
+   tables); a timer ticks every ``tick_seconds``, evaluates the detectors and lets the
+   tracker emit triggered / resolved incidents. With one partition, one worker owns all
+   detector state, and timer writes (which have no current event) go to partition 0,
+   where the changelog recovery expects them.
+3. ``escalate``: incidents, budget alerts and budget kills -> Slack / PagerDuty / e-mail.
+   Delivery is awaited inside the agent, so the offset moves only after the delivery
+   ledger (a table co-partitioned with the source topic) recorded the outcome: a restart
+   re-reads at most the record in flight and the ledger stops a second page.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from streams import serde
+from streams.errors import ConfigError, StreamsError
+from streams.metrics import EVENTS_IN, EVENTS_OUT, STAGE_ERRORS
+from streams.models import BudgetAlert, BudgetKill, HookEvent, Incident
 from streams.stage import StageContext
+
+log = logging.getLogger(__name__)
+STAGE = "incidents"
+
+
+def _signal(event: HookEvent) -> HookEvent:
+    """Only what a detector reads: no payload, no free text (and so no PII of any kind)."""
+    return event.model_copy(update={"payload": {}, "error_message": None})
 
 
 def register(ctx: StageContext) -> None:
-    pass
+    from aiokafka import TopicPartition
+
+    from streams.incidents.adapters import build_adapters
+    from streams.incidents.config import load_detectors_config
+    from streams.incidents.detectors import Detectors
+    from streams.incidents.dispatch import Dispatcher
+    from streams.incidents.escalation import EscalationSecrets, load_escalations
+    from streams.incidents.tracker import IncidentTracker
+
+    app, settings = ctx.app, ctx.settings
+    # Broken configs stop the worker at start-up, with the file, line and reason.
+    detectors_config = load_detectors_config(settings.detectors_file)
+    escalations = load_escalations(settings.escalations_file)
+    secrets = EscalationSecrets.from_env(os.environ)
+    try:
+        secrets.check(escalations)
+    except ConfigError as exc:
+        # A demo without Slack still detects; each skipped delivery is recorded and counted.
+        log.warning("escalation not fully configured: %s", exc)
+    detectors = Detectors(detectors_config)
+    tracker = IncidentTracker(detectors_config.tracker, escalations.severities())
+
+    signals_spec = ctx.topology["incident_signals"]
+    if signals_spec.partitions != 1:
+        raise ConfigError("topics.yaml: incident_signals must have exactly one partition")
+    signals_topic = ctx.topic("incident_signals")
+    rings = app.Table("incident-rings", default=None, partitions=1, use_partitioner=True, value_type=dict)
+    open_incidents = app.Table("incident-tracker", default=None, partitions=1, use_partitioner=True, value_type=dict)
+    ledger_partitions = ctx.topology["incidents"].partitions
+    ledger = app.Table("delivery-ledger", default=None, partitions=ledger_partitions, value_type=dict)
+    dispatcher = Dispatcher(escalations, build_adapters(secrets, escalations.delivery), ledger)
+
+    @app.agent(ctx.topic("sanitized"), name="incident-signals")
+    async def signals(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                hook = serde.decode(HookEvent, event.value)
+            except StreamsError as exc:
+                m = event.message
+                await ctx.dead_letter(
+                    "incidents", exc, topic=m.topic, partition=m.partition, offset=m.offset, original=None
+                )
+                continue
+            await signals_topic.send(key=b"signals", value=serde.encode_avro(_signal(hook)))
+
+    @app.agent(signals_topic, name="incident-detect")
+    async def detect(stream: Any) -> None:
+        async for value in stream:
+            EVENTS_IN.labels(stage=STAGE).inc()
+            try:
+                event = serde.decode(HookEvent, value)
+                skips = detectors.observe(rings, event, now=datetime.now(UTC))
+                for skip in skips:
+                    dispatcher.metrics.skipped.labels(skip.detector, skip.reason).inc()
+            except Exception:  # a detector bug must not stop detection of everything else
+                STAGE_ERRORS.labels(stage=STAGE).inc()
+                log.exception("detector failed on a signal", extra={"stage": STAGE})
+
+    @app.timer(interval=float(detectors_config.tick_seconds))
+    async def tick() -> None:
+        # Every worker runs the timer; only the owner of the signal partition holds the state.
+        if TopicPartition(signals_spec.name, 0) not in app.assignor.assigned_actives():
+            return
+        now = datetime.now(UTC)
+        for incident in tracker.update(open_incidents, detectors.tick(rings, now), now):
+            await ctx.send("incidents", incident, incident.fingerprint)
+            EVENTS_OUT.labels(stage=STAGE, topic="incidents").inc()
+            dispatcher.metrics.incidents.labels(incident.incident_type, incident.severity, incident.status).inc()
+
+    async def _escalate(notification: Any) -> None:
+        if notification is None:
+            return
+        try:
+            await dispatcher.deliver(notification)
+        except Exception:  # delivery problems are recorded per adapter; never stop the stream
+            STAGE_ERRORS.labels(stage="escalate").inc()
+            log.exception("escalation failed", extra={"stage": "escalate"})
+
+    async def _decoded(record_type: Any, event: Any) -> Any:
+        """The record, or None after dead-lettering it (these topics are ours, but never trust)."""
+        try:
+            return serde.decode(record_type, event.value)
+        except StreamsError as exc:
+            m = event.message
+            await ctx.dead_letter("escalate", exc, topic=m.topic, partition=m.partition, offset=m.offset, original=None)
+            return None
+
+    @app.agent(ctx.topic("incidents"), name="escalate-incidents")
+    async def escalate_incidents(stream: Any) -> None:
+        async for event in stream.events():
+            incident = await _decoded(Incident, event)
+            if incident is not None:
+                await _escalate(dispatcher.for_incident(incident))
+
+    @app.agent(ctx.topic("budget_alerts"), name="escalate-budget-alerts")
+    async def escalate_alerts(stream: Any) -> None:
+        async for event in stream.events():
+            alert = await _decoded(BudgetAlert, event)
+            if alert is not None:
+                await _escalate(dispatcher.for_budget(alert))
+
+    @app.agent(ctx.topic("budget_kills"), name="escalate-budget-kills")
+    async def escalate_kills(stream: Any) -> None:
+        async for event in stream.events():
+            kill = await _decoded(BudgetKill, event)
+            if kill is not None:
+                await _escalate(dispatcher.for_budget(kill))
