@@ -44,12 +44,12 @@ def presidio_default(model: str | None) -> Callable[[list[str]], list[str]]:
         out = []
         for text in texts:
             results = sorted(analyzer.analyze(text, language="en"), key=lambda r: r.start, reverse=True)
-            last = len(text) + 1
+            clean, last = text, len(text) + 1
             for r in results:
                 if r.end <= last:
-                    text = text[: r.start] + f"<{r.entity_type}>" + text[r.end :]
+                    clean = clean[: r.start] + f"<{r.entity_type}>" + clean[r.end :]
                     last = r.start
-            out.append(text)
+            out.append(clean)
         return out
 
     return run
@@ -93,7 +93,7 @@ def main() -> None:
     for label, theirs, mine in rows:
         base = measure(theirs, texts, args.rounds)
         fast = measure(mine, texts, args.rounds)
-        print(f"{label:32s} presidio default {base:9.0f} texts/s   ours {fast:9.0f} texts/s   ratio {fast / base:6.1f}x")
+        print(f"{label:28s} presidio default {base:8.0f} texts/s  ours {fast:8.0f} texts/s  ratio {fast / base:5.1f}x")
 
 
 if __name__ == "__main__":
