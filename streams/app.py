@@ -55,6 +55,8 @@ def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple
         web_port=settings.web_port,
         web_in_thread=False,
         table_standby_replicas=0,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
     )
     ctx = StageContext(app=app, settings=settings, topology=load_topology(settings.topics_file, settings.schemas_dir))
     registrars = _registrars()

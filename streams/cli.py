@@ -220,15 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Sub-commands that live with their capability.
+_EXTENSIONS = ("streams.broker.cli", "streams.sanitize.cli", "streams.cost.cli")
+
+
 def _extensions() -> list[Callable[[Any], None]]:
     import importlib
-    import importlib.util
 
-    out = []
-    for name in ("streams.broker.cli", "streams.sanitize.cli"):
-        if importlib.util.find_spec(name) is not None:  # TEMP while those modules are being written
-            out.append(importlib.import_module(name).add_parser)
-    return out
+    return [importlib.import_module(name).add_parser for name in _EXTENSIONS]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     data_dir: Path = ROOT / ".local" / "faust"
     web_port: int = 6066
     web_host: str = "127.0.0.1"
+    # How long the group waits for a vanished worker before its partitions move (seconds).
+    session_timeout: float = Field(default=30.0, ge=6.0)
 
     # Intake limits.
     max_event_bytes: int = Field(default=256 * 1024, ge=1024)

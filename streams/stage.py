@@ -24,6 +24,7 @@ class StageContext:
     settings: Settings
     topology: Topology
     _topics: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)  # for web views: name -> faust Table
     keystore: Any = None  # streams.vault KeyStore, set by the sanitize stage when it owns the keys
 
     def topic(self, key: str) -> Any:

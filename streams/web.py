@@ -1,4 +1,4 @@
-"""HTTP endpoints on the worker's Faust web server: Prometheus metrics."""
+"""HTTP endpoints on the worker's Faust web server: Prometheus metrics and chargeback."""
 
 from __future__ import annotations
 
@@ -15,3 +15,19 @@ def register(ctx: StageContext) -> None:
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/chargeback")
+    async def chargeback(web: Any, request: Any) -> Any:
+        """Per-tenant totals of this worker's partitions: ?period=2026-11[&user=ID]."""
+        from streams.cost.chargeback import report_from_states
+        from streams.errors import StreamsError
+
+        states = ctx.tables.get("cost-state")
+        if states is None:
+            return web.json({"error": "the cost stage does not run in this worker"}, status=404)
+        period = request.query.get("period", "")
+        try:
+            rows = report_from_states(dict(states.items()), period, request.query.get("user") or None)
+        except (StreamsError, ValueError) as exc:
+            return web.json({"error": str(exc)}, status=400)
+        return web.json({"period": period, "tenants": [r.as_json() for r in rows]})

@@ -55,5 +55,6 @@ def test_env(kafka_bootstrap: str, topics_file: Path, run_id: str, tmp_path: Pat
         "STREAMS_DATA_DIR": str(tmp_path / "faust"),
         "STREAMS_MASTER_KEY": "dev:" + "A" * 43 + "=",
         "PYTHONUNBUFFERED": "1",
+        "STREAMS_SESSION_TIMEOUT": "8",  # a SIGKILLed worker's partitions move within seconds
     }
     yield env

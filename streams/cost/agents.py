@@ -1,7 +1,86 @@
-"""Placeholder until the cost stage is wired."""
+"""Faust wiring of the cost stage: sanitized events -> per-tenant spend table, cost ledger,
+budget alerts and kills.
 
+Order matters for crashes: the ledger, alert and kill records are sent and *acknowledged*
+before the tenant's state is written. A crash before the state write makes the event
+count again on restart, which re-emits the same records with the same deterministic ids
+(at-least-once; consumers dedupe by id); a crash after it finds the event id in the state
+and emits nothing. A kill is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from streams import serde
+from streams.errors import PermanentError, StreamsError
+from streams.metrics import EVENTS_IN, EVENTS_OUT
+from streams.models import HookEvent, Record
 from streams.stage import StageContext
+
+log = logging.getLogger(__name__)
+STAGE = "cost"
+BUDGET_RELOAD_SECONDS = 5.0
 
 
 def register(ctx: StageContext) -> None:
-    pass
+    from streams.cost.budgets import BudgetBook
+    from streams.cost.spend import Status, apply
+
+    app, settings = ctx.app, ctx.settings
+    book = BudgetBook(settings.budgets_file)  # an invalid file stops the worker at start-up
+    sanitized_spec = ctx.topology["sanitized"]
+    # user_id -> the tenant's spend state (JSON, money in integer nano-USD).
+    states = app.Table("cost-state", default=None, partitions=sanitized_spec.partitions, value_type=dict)
+    ctx.tables["cost-state"] = states
+
+    async def emit(topic_key: str, record: Record, key: str) -> None:
+        ack = await ctx.topic(topic_key).send(key=key.encode(), value=serde.encode_avro(record))
+        await ack  # acknowledged by the broker before the state moves on
+        EVENTS_OUT.labels(stage=STAGE, topic=topic_key).inc()
+
+    @app.agent(ctx.topic("sanitized"), name="cost")
+    async def cost(stream: Any) -> None:
+        async for event in stream.events():
+            m = event.message
+            EVENTS_IN.labels(stage=STAGE).inc()
+            try:
+                hook = serde.decode(HookEvent, event.value)
+            except StreamsError as exc:
+                await ctx.dead_letter(STAGE, exc, topic=m.topic, partition=m.partition, offset=m.offset, original=None)
+                continue
+            # The record's own timestamp, not the wall clock: a replay then classifies
+            # every event (on time, late, future) exactly as this did.
+            now = datetime.fromtimestamp(m.timestamp / 1000, UTC)
+            outcome = apply(states[hook.user_id], hook, book.config, now)
+            if outcome.status in (Status.DUPLICATE, Status.IGNORED):
+                continue
+            if outcome.status is Status.REJECTED and outcome.rejection is not None:
+                await ctx.dead_letter(
+                    STAGE,
+                    PermanentError(outcome.rejection.reason),
+                    topic=m.topic,
+                    partition=m.partition,
+                    offset=m.offset,
+                    original=None,
+                    event_id=hook.event_id,
+                    user_id=hook.user_id,
+                )
+            if outcome.ledger is not None:
+                await emit("ledger", outcome.ledger, hook.user_id)
+            for alert in outcome.alerts:
+                await emit("budget_alerts", alert, hook.user_id)
+            for kill in outcome.kills:
+                await emit("budget_kills", kill, hook.user_id)
+                log.warning("budget kill emitted", extra={"stage": STAGE, "tenant": hook.user_id})
+            states[hook.user_id] = outcome.state
+
+    @app.timer(interval=BUDGET_RELOAD_SECONDS)
+    async def reload_budgets() -> None:
+        result = book.reload_if_changed()
+        if result.error is not None:
+            log.error("budgets file rejected, previous budgets stay in force: %s", result.error)
+        elif result.changed:
+            log.info("budgets reloaded from %s", settings.budgets_file)
