@@ -34,6 +34,7 @@ def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple
     # process and `--only sanitize` in another must not share a group.
     selected = tuple(s for s in STAGES if s in (stages or STAGES))
     app_id = settings.app_id if selected == STAGES else f"{settings.app_id}-{'-'.join(selected)}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust keeps its worker state here
     app = faust.App(
         app_id,
         broker=faust_broker_url(settings.bootstrap_servers),

@@ -44,6 +44,24 @@ class StageContext:
             )
         return self._topics[key]
 
+    def json_table(self, name: str, *, partitions: int, changelog: str | None = None, **options: Any) -> Any:
+        """A Faust table of JSON values (plain dicts), recovered from its changelog.
+
+        Values must be plain JSON: Faust's typed values (value_type=dict) fail to recover.
+        ``changelog`` names a topics.yaml key to use as the changelog (else Faust's own).
+        """
+        import faust
+
+        schema: Any = faust.Schema(key_serializer="json", value_serializer="json")
+        if changelog is not None:
+            spec = self.topology[changelog]
+            options["changelog_topic"] = self.app.topic(
+                spec.name, schema=schema, partitions=spec.partitions, compacting=True, internal=False
+            )
+        table = self.app.Table(name, default=None, partitions=partitions, schema=schema, **options)
+        self.tables[name] = table
+        return table
+
     async def send(self, key: str, record: Record, kafka_key: str) -> None:
         await self.topic(key).send(key=kafka_key.encode(), value=serde.encode_avro(record))
 

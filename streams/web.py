@@ -25,6 +25,9 @@ def register(ctx: StageContext) -> None:
         states = ctx.tables.get("cost-state")
         if states is None:
             return web.json({"error": "the cost stage does not run in this worker"}, status=404)
+        if not app.tables.recovery.completed.is_set():
+            # Before recovery the table is partial: an answer now would under-report spend.
+            return web.json({"error": "cost tables are still recovering from Kafka; retry"}, status=503)
         period = request.query.get("period", "")
         try:
             rows = report_from_states(dict(states.items()), period, request.query.get("user") or None)

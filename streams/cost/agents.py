@@ -16,7 +16,7 @@ from typing import Any
 
 from streams import serde
 from streams.errors import PermanentError, StreamsError
-from streams.metrics import EVENTS_IN, EVENTS_OUT
+from streams.metrics import EVENTS_IN, EVENTS_OUT, STAGE_ERRORS
 from streams.models import HookEvent, Record
 from streams.stage import StageContext
 
@@ -33,8 +33,7 @@ def register(ctx: StageContext) -> None:
     book = BudgetBook(settings.budgets_file)  # an invalid file stops the worker at start-up
     sanitized_spec = ctx.topology["sanitized"]
     # user_id -> the tenant's spend state (JSON, money in integer nano-USD).
-    states = app.Table("cost-state", default=None, partitions=sanitized_spec.partitions, value_type=dict)
-    ctx.tables["cost-state"] = states
+    states = ctx.json_table("cost-state", partitions=sanitized_spec.partitions)
 
     async def emit(topic_key: str, record: Record, key: str) -> None:
         ack = await ctx.topic(topic_key).send(key=key.encode(), value=serde.encode_avro(record))
@@ -51,31 +50,36 @@ def register(ctx: StageContext) -> None:
             except StreamsError as exc:
                 await ctx.dead_letter(STAGE, exc, topic=m.topic, partition=m.partition, offset=m.offset, original=None)
                 continue
-            # The record's own timestamp, not the wall clock: a replay then classifies
-            # every event (on time, late, future) exactly as this did.
-            now = datetime.fromtimestamp(m.timestamp / 1000, UTC)
-            outcome = apply(states[hook.user_id], hook, book.config, now)
-            if outcome.status in (Status.DUPLICATE, Status.IGNORED):
-                continue
-            if outcome.status is Status.REJECTED and outcome.rejection is not None:
+            try:
+                await count(hook, m)
+            except Exception as exc:  # an escaping error would restart the agent and skip the offset
+                STAGE_ERRORS.labels(stage=STAGE).inc()
+                log.exception("cost accounting failed on a record", extra={"stage": STAGE, "offset": m.offset})
                 await ctx.dead_letter(
-                    STAGE,
-                    PermanentError(outcome.rejection.reason),
-                    topic=m.topic,
-                    partition=m.partition,
-                    offset=m.offset,
-                    original=None,
-                    event_id=hook.event_id,
-                    user_id=hook.user_id,
-                )
-            if outcome.ledger is not None:
-                await emit("ledger", outcome.ledger, hook.user_id)
-            for alert in outcome.alerts:
-                await emit("budget_alerts", alert, hook.user_id)
-            for kill in outcome.kills:
-                await emit("budget_kills", kill, hook.user_id)
-                log.warning("budget kill emitted", extra={"stage": STAGE, "tenant": hook.user_id})
-            states[hook.user_id] = outcome.state
+                    STAGE, exc, topic=m.topic, partition=m.partition, offset=m.offset, original=None,
+                    event_id=hook.event_id, user_id=hook.user_id,
+                )  # fmt: skip
+
+    async def count(hook: HookEvent, m: Any) -> None:
+        # The record's own timestamp, not the wall clock: a replay then classifies every
+        # event (on time, late, future) exactly as this did.
+        now = datetime.fromtimestamp(m.timestamp, UTC)  # Faust gives seconds (aiokafka gives ms)
+        outcome = apply(states.get(hook.user_id), hook, book.config, now)
+        if outcome.status in (Status.DUPLICATE, Status.IGNORED):
+            return
+        if outcome.status is Status.REJECTED and outcome.rejection is not None:
+            await ctx.dead_letter(
+                STAGE, PermanentError(outcome.rejection.reason), topic=m.topic, partition=m.partition,
+                offset=m.offset, original=None, event_id=hook.event_id, user_id=hook.user_id,
+            )  # fmt: skip
+        if outcome.ledger is not None:
+            await emit("ledger", outcome.ledger, hook.user_id)
+        for alert in outcome.alerts:
+            await emit("budget_alerts", alert, hook.user_id)
+        for kill in outcome.kills:
+            await emit("budget_kills", kill, hook.user_id)
+            log.warning("budget kill emitted", extra={"stage": STAGE, "tenant": hook.user_id})
+        states[hook.user_id] = outcome.state
 
     @app.timer(interval=BUDGET_RELOAD_SECONDS)
     async def reload_budgets() -> None:

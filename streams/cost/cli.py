@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -50,6 +51,24 @@ def _time(text: str, what: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _fetch(url: str, base: str, wait_seconds: float = 90.0) -> Any:
+    """GET a worker's JSON; waits while it answers 503 (tables still recovering)."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310  # an operator-given http URL
+                return json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 503 and time.monotonic() < deadline:
+                time.sleep(1.0)
+                continue
+            raise StreamsError(f"{base}: {json.load(exc).get('error', exc.reason)}") from None
+        except OSError as exc:
+            raise StreamsError(
+                f"cannot reach the cost worker at {base} ({exc}); is `streams worker` running?"
+            ) from None
+
+
 def _chargeback(args: argparse.Namespace) -> int:
     from streams.cost.chargeback import ChargebackRow, format_report
 
@@ -59,15 +78,7 @@ def _chargeback(args: argparse.Namespace) -> int:
     for base in workers:
         query = urllib.parse.urlencode({"period": args.period, **({"user": args.user} if args.user else {})})
         url = f"{base.rstrip('/')}/chargeback?{query}"
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310  # an operator-given http URL
-                doc = json.load(response)
-        except urllib.error.HTTPError as exc:
-            raise StreamsError(f"{base}: {json.load(exc).get('error', exc.reason)}") from None
-        except OSError as exc:
-            raise StreamsError(
-                f"cannot reach the cost worker at {base} ({exc}); is `streams worker` running?"
-            ) from None
+        doc = _fetch(url, base)
         for r in doc["tenants"]:  # each tenant lives on exactly one worker (its partition's owner)
             rows[r["user_id"]] = ChargebackRow(
                 r["user_id"], r["period"], Decimal(r["charged_usd"]), r["charges"],

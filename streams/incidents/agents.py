@@ -62,10 +62,10 @@ def register(ctx: StageContext) -> None:
     if signals_spec.partitions != 1:
         raise ConfigError("topics.yaml: incident_signals must have exactly one partition")
     signals_topic = ctx.topic("incident_signals")
-    rings = app.Table("incident-rings", default=None, partitions=1, use_partitioner=True, value_type=dict)
-    open_incidents = app.Table("incident-tracker", default=None, partitions=1, use_partitioner=True, value_type=dict)
+    rings = ctx.json_table("incident-rings", partitions=1, use_partitioner=True)
+    open_incidents = ctx.json_table("incident-tracker", partitions=1, use_partitioner=True)
     ledger_partitions = ctx.topology["incidents"].partitions
-    ledger = app.Table("delivery-ledger", default=None, partitions=ledger_partitions, value_type=dict)
+    ledger = ctx.json_table("delivery-ledger", partitions=ledger_partitions)
     dispatcher = Dispatcher(escalations, build_adapters(secrets, escalations.delivery), ledger)
 
     @app.agent(ctx.topic("sanitized"), name="incident-signals")

@@ -34,23 +34,7 @@ def register(ctx: StageContext) -> None:
         raise PermanentError("topics.yaml: vault_keys must have as many partitions as raw (co-partitioned table)")
     # user_id -> wrapped data keys; its changelog is the compacted vault_keys topic, so a
     # replacement worker recovers the keys and a tombstone shreds a user everywhere.
-    key_table = app.Table(
-        "vault-keys",
-        default=None,
-        partitions=keys_spec.partitions,
-        key_type=str,
-        value_type=dict,
-        changelog_topic=app.topic(
-            keys_spec.name,
-            partitions=keys_spec.partitions,
-            key_type=str,
-            value_type=dict,
-            key_serializer="json",
-            value_serializer="json",
-            compacting=True,
-            internal=False,
-        ),
-    )
+    key_table = ctx.json_table("vault-keys", partitions=keys_spec.partitions, changelog="vault_keys")
     state: dict[str, Any] = {}
 
     @app.task

@@ -245,9 +245,7 @@ class KeyStore:
         if not isinstance(envelope, dict) or not isinstance(envelope.get("keys"), dict):
             raise EnvelopeError(f"the key envelope of user {user_id!r} is malformed")
         if envelope.get("v") != ENVELOPE_VERSION:
-            raise EnvelopeError(
-                f"the key envelope of user {user_id!r} has unknown version {envelope.get('v')!r}"
-            )
+            raise EnvelopeError(f"the key envelope of user {user_id!r} has unknown version {envelope.get('v')!r}")
         if envelope.get("user_id") != user_id:
             raise EnvelopeError(f"the key envelope stored under user {user_id!r} belongs to another user")
         return envelope

@@ -59,13 +59,9 @@ class MasterKey:
 
     def __post_init__(self) -> None:
         if not _KEY_ID.fullmatch(self.key_id):
-            raise MasterKeyError(
-                f"master key id {self.key_id!r} is invalid: use 1-64 letters, digits, '.', '_' or '-'"
-            )
+            raise MasterKeyError(f"master key id {self.key_id!r} is invalid: use 1-64 letters, digits, '.', '_' or '-'")
         if len(self.material) != KEY_BYTES:
-            raise MasterKeyError(
-                f"master key {self.key_id!r} is {len(self.material)} bytes; it must be {KEY_BYTES}"
-            )
+            raise MasterKeyError(f"master key {self.key_id!r} is {len(self.material)} bytes; it must be {KEY_BYTES}")
 
     def __repr__(self) -> str:
         return f"MasterKey(key_id={self.key_id!r}, material=<hidden>)"
@@ -297,9 +293,7 @@ class FileMasterKeyProvider(BaseMasterKeyProvider):
             # exc's own message quotes nothing, but its .doc holds the file: never pass it on.
             raise MasterKeyError(f"{source} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
         keys = data.get("keys") if isinstance(data, dict) else None
-        if not isinstance(keys, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in keys.items()
-        ):
+        if not isinstance(keys, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items()):
             raise MasterKeyError(f'{source} must hold {{"current": "<id>", "keys": {{"<id>": "<base64>"}}}}')
         current = data.get("current")
         if current is None and len(keys) > 1:

@@ -110,6 +110,7 @@ def test_budgets_kill_once_and_chargeback_equals_replay_after_sigkill(
     )
     assert replayed.returncode == 0, replayed.stderr
 
+    assert "Error in recovery" not in worker2.log_text(), "tables must recover from their changelogs"
     live_doc, replay_doc = json.loads(live.stdout), json.loads(replayed.stdout)
     exact = {u: format_money(t) for u, t in totals.items()}
     assert {r["user_id"]: r["total_usd"] for r in live_doc["tenants"]} == exact
