@@ -98,7 +98,7 @@ async def _publish(args: argparse.Namespace) -> int:
             try:
                 if len(line.encode()) > settings.max_event_bytes:
                     raise ValidationError([("(line)", f"longer than {settings.max_event_bytes} bytes")])
-                event = serde.parse_json_object(line)
+                event = serde.parse_json_object(line.strip())
                 while True:
                     try:
                         futures.append((number, publisher.publish_nowait(event)))

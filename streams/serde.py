@@ -143,7 +143,8 @@ def parse_json_object(data: bytes | str) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise DecodeError("not UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise DecodeError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        where = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno} column {exc.colno}"
+        raise DecodeError(f"malformed JSON at {where}: {exc.msg}") from None
     except RecursionError:
         raise DecodeError("JSON nested too deeply") from None
     if not isinstance(value, dict):

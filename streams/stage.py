@@ -83,14 +83,20 @@ class StageContext:
         at the source topic/partition/offset the dead letter names.
         """
         key_id = nonce = ciphertext = None
+        reason = str(exc) if isinstance(exc, StreamsError) else f"unexpected {type(exc).__name__}"
         if original is not None and self.keystore is not None:
             from streams.vault import UNATTRIBUTED, seal_dead_letter
 
             # Keys live in a table co-partitioned with the source topic: an unknown user's
             # key must belong to this partition too, or recovery could mix two of them.
-            user_id = user_id or f"{UNATTRIBUTED}.p{partition}"
-            key_id, nonce, ciphertext = seal_dead_letter(self.keystore, user_id, original)
-        reason = str(exc) if isinstance(exc, StreamsError) else f"unexpected {type(exc).__name__}"
+            principal = user_id or f"{UNATTRIBUTED}.p{partition}"
+            try:
+                key_id, nonce, ciphertext = seal_dead_letter(self.keystore, principal, original)
+                user_id = principal  # open_dead_letter reads the principal from this field
+            except StreamsError as seal_error:
+                # The vault itself is failing (e.g. a wrong master key). Dead-letter anyway,
+                # without the original (never in the clear), rather than crash-loop the stage.
+                reason = f"{reason}; original not kept: {type(seal_error).__name__}"
         record = DeadLetter(
             dlq_id=str(uuid.uuid4()),
             stage=stage,
