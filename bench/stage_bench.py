@@ -83,6 +83,7 @@ class StageResult:
     seconds: float
     startup: float  # worker start -> first output (not timed)
     outputs: Counter[str] = field(default_factory=Counter)
+    committed_at: dict[str, float] = field(default_factory=dict)  # topic -> s after the first output
 
 
 # ------------------------------------------------------------------ set-up
@@ -209,6 +210,7 @@ async def watch_stage(
     await reader.start()
     coordinator: list[int] = []
     first_output = 0.0
+    committed_at: dict[str, float] = {}
     try:
         async with admin(bootstrap) as client:
             while True:
@@ -224,9 +226,13 @@ async def watch_stage(
                 if not first_output and produced[topology[plan.main_output].name]:
                     first_output = now
                 done = await committed(client, group, coordinator)
-                if first_output and all(done.get(topic, 0) >= want for topic, want in targets.items()):
+                for topic, want in targets.items():
+                    if first_output and topic not in committed_at and done.get(topic, 0) >= want:
+                        committed_at[topic] = now - first_output
+                if len(committed_at) == len(targets):
                     counts = Counter({key: produced[spec.name] for key, spec in outputs.items()})
-                    return StageResult(n / (now - first_output), now - first_output, first_output - launched, counts)
+                    seconds = now - first_output
+                    return StageResult(n / seconds, seconds, first_output - launched, counts, committed_at)
                 await asyncio.sleep(POLL_SECONDS)
     finally:
         await reader.stop()
@@ -322,10 +328,11 @@ def main() -> None:
             anchors.append(anchor)
             stages.append(result.rate)
             outs = " ".join(f"{k}={v}" for k, v in result.outputs.items())
+            hops = ", ".join(f"{topic} at {at:.1f} s" for topic, at in result.committed_at.items())
             print(
                 f"round {round_no}: anchor {anchor:8.0f} ev/s  stage {result.rate:8.0f} ev/s "
                 f"({result.seconds:.1f} s after a {result.startup:.1f} s start-up)  ratio {result.rate / anchor:6.3f}"
-                f"  outputs: {outs}",
+                f"\n  outputs: {outs}; all committed: {hops}",
                 flush=True,
             )
     finally:
