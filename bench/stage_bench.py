@@ -83,7 +83,7 @@ class StageResult:
     seconds: float
     startup: float  # worker start -> first output (not timed)
     outputs: Counter[str] = field(default_factory=Counter)
-    committed_at: dict[str, float] = field(default_factory=dict)  # topic -> s after the first output
+    committed_at: dict[str, float] = field(default_factory=dict)  # topic key -> s after the first output
 
 
 # ------------------------------------------------------------------ set-up
@@ -204,8 +204,8 @@ async def watch_stage(
     launched = time.perf_counter()
     outputs = {key: topology[key] for key in plan.outputs}
     output_tps = [TopicPartition(spec.name, p) for spec in outputs.values() for p in range(spec.partitions)]
-    # Every topic the group must have committed to the end, with how many records that is.
-    targets = {topology[plan.input].name: n, **{topology[hop].name: n for hop in plan.hops}}
+    # Every topic the group must have committed to the end (topics.yaml key), with how many records that is.
+    targets = {key: n for key in (plan.input, *plan.hops)}
     reader = consumer(bootstrap)
     await reader.start()
     coordinator: list[int] = []
@@ -226,9 +226,9 @@ async def watch_stage(
                 if not first_output and produced[topology[plan.main_output].name]:
                     first_output = now
                 done = await committed(client, group, coordinator)
-                for topic, want in targets.items():
-                    if first_output and topic not in committed_at and done.get(topic, 0) >= want:
-                        committed_at[topic] = now - first_output
+                for key, want in targets.items():
+                    if first_output and key not in committed_at and done.get(topology[key].name, 0) >= want:
+                        committed_at[key] = now - first_output
                 if len(committed_at) == len(targets):
                     counts = Counter({key: produced[spec.name] for key, spec in outputs.items()})
                     seconds = now - first_output
@@ -328,7 +328,7 @@ def main() -> None:
             anchors.append(anchor)
             stages.append(result.rate)
             outs = " ".join(f"{k}={v}" for k, v in result.outputs.items())
-            hops = ", ".join(f"{topic} at {at:.1f} s" for topic, at in result.committed_at.items())
+            hops = ", ".join(f"{key} at {at:.1f} s" for key, at in result.committed_at.items())
             print(
                 f"round {round_no}: anchor {anchor:8.0f} ev/s  stage {result.rate:8.0f} ev/s "
                 f"({result.seconds:.1f} s after a {result.startup:.1f} s start-up)  ratio {result.rate / anchor:6.3f}"
