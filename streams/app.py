@@ -12,15 +12,20 @@ from streams.topology import load_topology
 
 log = logging.getLogger(__name__)
 
-STAGES = ("sanitize", "cost", "incidents")
+STAGES = ("sanitize", "cost", "incidents", "audit")
 
 
 def _registrars() -> dict[str, Callable[[StageContext], None]]:
     from streams.cost.agents import register as cost
     from streams.incidents.agents import register as incidents
-    from streams.sanitize.agents import register as sanitize
+    from streams.protection.agents import register_audit, register_forget
+    from streams.sanitize.agents import register as sanitize_only
 
-    return {"sanitize": sanitize, "cost": cost, "incidents": incidents}
+    def sanitize(ctx: StageContext) -> None:
+        sanitize_only(ctx)
+        register_forget(ctx)  # forget writes the vault-keys table, so it runs where that table lives
+
+    return {"sanitize": sanitize, "cost": cost, "incidents": incidents, "audit": register_audit}
 
 
 def faust_broker_url(bootstrap: str) -> str:

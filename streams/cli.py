@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tail)
 
     p = sub.add_parser("worker", help="run the Faust worker (all stages, or --only some)")
-    p.add_argument("--only", nargs="+", choices=["sanitize", "cost", "incidents"], metavar="STAGE")
+    p.add_argument("--only", nargs="+", choices=["sanitize", "cost", "incidents", "audit"], metavar="STAGE")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("simulate", help="simulated agent daemons publishing hook events")
@@ -221,7 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Sub-commands that live with their capability.
-_EXTENSIONS = ("streams.broker.cli", "streams.sanitize.cli", "streams.cost.cli")
+_EXTENSIONS = (
+    "streams.broker.cli",
+    "streams.sanitize.cli",
+    "streams.cost.cli",
+    "streams.protection.cli",
+    "streams.ops.top",
+)
 
 
 def _extensions() -> list[Callable[[Any], None]]:

@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     health_interval: float = Field(default=5.0, gt=0)
     shutdown_grace: float = Field(default=20.0, gt=0)
 
+    # Data protection (streams/protection). The bearer token guarding data endpoints: the
+    # value or a file holding it; with neither, the worker makes one in data_dir/api-token.
+    api_token: SecretStr | None = None
+    api_token_file: Path | None = None
+    retention_file: Path = ROOT / "retention.yaml"
+    # How often retention runs, and how often the master keyring is re-read and DEKs re-wrapped.
+    retention_interval: float = Field(default=86400.0, gt=0)
+    rotation_interval: float = Field(default=3600.0, gt=0)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

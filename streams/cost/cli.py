@@ -53,10 +53,15 @@ def _time(text: str, what: str) -> datetime:
 
 def _fetch(url: str, base: str, wait_seconds: float = 90.0) -> Any:
     """GET a worker's JSON; waits while it answers 503 (tables still recovering)."""
+    from streams.protection.auth import client_token
+
     deadline = time.monotonic() + wait_seconds
+    token = client_token(get_settings())
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310  # an operator-given http URL
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310  # an operator-given http URL
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  # an operator-given http URL
                 return json.load(response)
         except urllib.error.HTTPError as exc:
             if exc.code == 503 and time.monotonic() < deadline:

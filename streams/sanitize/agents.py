@@ -24,6 +24,7 @@ STAGE = "sanitize"
 
 
 def register(ctx: StageContext) -> None:
+    from streams.protection.forget import FORGOTTEN_TABLE, is_forgotten
     from streams.sanitize.engine import Sanitizer
     from streams.vault import KeyStore, provider_from_settings, seal_findings
 
@@ -61,7 +62,8 @@ def register(ctx: StageContext) -> None:
                     REKEYED.inc()
                     continue
                 clean, findings = state["engine"].sanitize_event(hook)
-                if findings:
+                # A forgotten user's originals are never vaulted again (a new key would undo the shred).
+                if findings and not is_forgotten(ctx.tables.get(FORGOTTEN_TABLE), hook.user_id):
                     originals = [
                         {"path": f.path, "entity_type": f.entity_type, "start": f.start, "end": f.end, "text": f.text}
                         for f in findings
@@ -81,7 +83,9 @@ def register(ctx: StageContext) -> None:
                     topic=message.topic,
                     partition=message.partition,
                     offset=message.offset,
-                    original=event.value,
+                    original=None
+                    if hook and is_forgotten(ctx.tables.get(FORGOTTEN_TABLE), hook.user_id)
+                    else event.value,
                     event_id=hook.event_id if hook else None,
                     user_id=hook.user_id if hook else None,
                 )
