@@ -226,7 +226,6 @@ _EXTENSIONS = (
     "streams.sanitize.cli",
     "streams.cost.cli",
     "streams.protection.cli",
-    "streams.ops.top",
 )
 
 
