@@ -226,6 +226,7 @@ _EXTENSIONS = (
     "streams.sanitize.cli",
     "streams.cost.cli",
     "streams.protection.cli",
+    "streams.ops.top",
 )
 
 

@@ -20,3 +20,7 @@ REKEYED = Counter("streams_intake_rekeyed_total", "Intake records re-sent becaus
 # Operations (streams/ops): what /health and /ready saw, for alerts that need no HTTP probe.
 HEALTH_FAILURES = Gauge("streams_health_consecutive_failures", "Failed health ticks in a row (3 = not live)")
 READY = Gauge("streams_ready", "1 when the last /ready check passed, else 0")
+# Monthly spend and limit for tenants *named in budgets.yaml* (a bounded, operator-made set);
+# every other tenant is summed under tenant="_other". Per worker: sum by (tenant) across workers.
+BUDGET_SPEND = Gauge("streams_budget_spend_usd", "Spend this month of this worker's tenants", ["tenant"])
+BUDGET_LIMIT = Gauge("streams_budget_limit_usd", "Monthly budget limit of a tenant named in budgets.yaml", ["tenant"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from streams.metrics import HEALTH_FAILURES, READY
@@ -38,6 +39,15 @@ def register(ctx: StageContext) -> None:
             await _update_lag(app, lag_gauge, limit_s=max(interval, 5.0))
         except Exception:  # lag is best effort: a failed refresh must not stop the timer
             log.warning("consumer lag refresh failed", exc_info=True)
+        states = ctx.tables.get("cost-state")
+        if states is not None and app.tables.recovery.completed.is_set():  # partial before recovery
+            try:
+                from streams.cost.budgets import BudgetBook
+                from streams.ops import budget
+
+                budget.export(dict(states.items()), BudgetBook(settings.budgets_file).config, datetime.now(UTC))
+            except Exception:  # metrics are best effort; the cost stage reports a bad budgets file itself
+                log.warning("budget metrics refresh failed", exc_info=True)
 
     def readiness() -> Any:
         verdict = health.readiness(

@@ -32,3 +32,16 @@ def test_gauge_exports_allowed_topics_and_forgets_revoked_partitions() -> None:
     assert gauge_value("tlag.raw", 1) == 2
     gauge.update({}, allowed_topics={"tlag.raw"})
     assert gauge_value("tlag.raw", 1) is None
+
+
+def test_budget_labels_are_only_tenants_named_in_budgets_yaml() -> None:
+    from decimal import Decimal
+
+    from streams.ops.budget import spend_by_label
+
+    totals = [("acme-corp", Decimal("1.5")), ("someone-new", Decimal("2")), ("another", Decimal("0.25"))]
+    assert spend_by_label(totals, ["acme-corp", "globex"]) == {
+        "acme-corp": Decimal("1.5"),
+        "globex": Decimal(0),
+        "_other": Decimal("2.25"),
+    }
