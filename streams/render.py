@@ -43,7 +43,7 @@ def _incident(d: dict[str, Any]) -> str:
     ev = d.get("evidence") or {}
     head = (
         f"{d['emitted_at']} [{d['severity'].upper()}] {d['status'].upper()} {d['incident_type']} "
-        f"tenant={ev.get('tenant') or '*'} count={d['count']} fp={d['fingerprint'][:12]}\n  {d['summary']}"
+        f"tenant={ev.get('tenant') or '*'} count={d['count']} fp={d['fingerprint']}\n  {d['summary']}"
     )
     runbook = "\n".join(f"    {line}" for line in str(d.get("runbook", "")).splitlines())
     return f"{head}\n  runbook:\n{runbook}" if runbook else head
