@@ -30,7 +30,11 @@ AUDIT_STAGE = "audit"
 AUDIT_CHAIN_TABLE = "audit-chain"
 # Compacted topics of topics.yaml and what forget does with each. A new compacted topic
 # must be added here on purpose: the worker refuses to start until someone decided.
-COMPACTED_HANDLED = {"vault_keys": "shredded through the vault-keys table (tombstone)"}
+COMPACTED_HANDLED = {
+    "vault_keys": "shredded through the vault-keys table (tombstone)",
+    "forgotten_users": "the suppression list itself: user id and deletion id only, kept on purpose",
+}
+RETRIES = 3  # transient failures (metadata not settled, broker hiccup) before a dead letter
 
 
 def _unattributed_partition(principal: str) -> int | None:
@@ -69,7 +73,10 @@ def register_forget(ctx: StageContext) -> None:
     keys_topic = topology["vault_keys"].name
     requests = ctx.topic("deletion_requests")
     # user_id -> {"forgotten_at", "deletion_id"}: the sanitize stage vaults nothing new for them.
-    forgotten = ctx.json_table(FORGOTTEN_TABLE, partitions=raw_spec.partitions)
+    if topology["forgotten_users"].partitions != raw_spec.partitions:
+        raise PermanentError("topics.yaml: forgotten_users must have as many partitions as raw (co-partitioned)")
+    # Its changelog is declared in topics.yaml, so `topics apply` creates it before any worker.
+    forgotten = ctx.json_table(FORGOTTEN_TABLE, partitions=raw_spec.partitions, changelog="forgotten_users")
 
     async def keystore() -> Any:
         # The sanitize stage builds it once its models are loaded; it sets no event to wait on.
@@ -128,7 +135,17 @@ def register_forget(ctx: StageContext) -> None:
                 ):
                     # On another partition the table writes would land in the wrong changelog partition.
                     raise PermanentError("deletion request is not on its user's partition (key must be the user id)")
-                await handle(command)
+                for attempt in range(1, RETRIES + 1):
+                    try:
+                        await handle(command)  # every op is safe to repeat (forget marks before it shreds)
+                        break
+                    except (StreamsError, RewrapError):
+                        raise
+                    except Exception:
+                        if attempt == RETRIES:
+                            raise
+                        log.warning("protection command failed, retrying", extra={"stage": FORGET_STAGE})
+                        await asyncio.sleep(attempt)
             except Exception as exc:  # an escaping error would restart the agent and skip the offset
                 if not isinstance(exc, PermanentError | RewrapError):
                     STAGE_ERRORS.labels(stage=FORGET_STAGE).inc()

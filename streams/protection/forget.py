@@ -135,6 +135,11 @@ def forget_user(
     user_id = command.user_id
     check_user_id(user_id)
     at = (now or datetime.now(UTC)).astimezone(UTC)
+    # Mark first: if a later step fails, the retry still finds (and shreds) the keys, and the
+    # sanitize stage already stopped vaulting this user.
+    marker = forgotten.get(user_id)
+    if marker is None:
+        forgotten[user_id] = {"forgotten_at": at.isoformat(), "deletion_id": f"del-{command.request_id}"}
     key_ids = keystore.key_ids(user_id)
     probe: tuple[str, bytes, bytes] | None = None
     if key_ids:
@@ -142,9 +147,6 @@ def forget_user(
         # of this user no longer opens (not merely that the mapping looks empty).
         probe = keystore.encrypt(user_id, _PROBE, _PROBE_AAD, at=at)
     shredded = keystore.shred(user_id)  # on the Faust table: pop -> tombstone in vault_keys
-    marker = forgotten.get(user_id)
-    if marker is None:
-        forgotten[user_id] = {"forgotten_at": at.isoformat(), "deletion_id": f"del-{command.request_id}"}
 
     removed: list[str] = []
     if shredded:
