@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,27 +67,8 @@ def _http(url: str, method: str = "GET", token: str | None = None) -> tuple[int,
             time.sleep(0.5)  # the worker's web server is not up yet
 
 
-async def _raw_records(bootstrap: str, topic: str, seconds: float = 10) -> list[tuple[bytes, bytes | None]]:
-    from aiokafka import TopicPartition
-
-    from streams.kafka import consumer
-
-    client = consumer(bootstrap, group_id=None, auto_offset_reset="earliest")
-    await client.start()
-    out: list[tuple[bytes, bytes | None]] = []
-    try:
-        await client._client.force_metadata_update()
-        tps = [TopicPartition(topic, p) for p in client.partitions_for_topic(topic) or ()]
-        client.assign(tps)
-        await client.seek_to_beginning()
-        end = await client.end_offsets(tps)
-        deadline = time.monotonic() + seconds
-        while [tp for tp in tps if await client.position(tp) < end[tp]] and time.monotonic() < deadline:
-            for messages in (await client.getmany(timeout_ms=500)).values():
-                out += [(m.key, m.value) for m in messages]
-    finally:
-        await client.stop()
-    return out
+async def _raw_records(bootstrap: str, topic: str) -> list[tuple[bytes, bytes | None]]:
+    return [(key, value) for _, _, key, value in await _raw_partitioned(bootstrap, topic)]
 
 
 def test_forget_over_http_and_cli_then_later_events_stay_forgotten(
@@ -189,8 +171,9 @@ def test_audit_chain_on_the_broker_and_a_tampered_record(
 
     # Tamper: re-publish a real record with its resource changed, into its own partition.
     raw = asyncio.run(_raw_partitioned(kafka_bootstrap, topology["audit"].name))
-    partition, _, value = raw[0]
-    forged_offset = sum(1 for p, _, _ in raw if p == partition)  # appended at the partition's end
+    partition, _, _, value = raw[0]
+    assert value is not None
+    forged_offset = sum(1 for p, _, _, _ in raw if p == partition)  # appended at the partition's end
     forged = serde.decode(AuditRecord, value).model_copy(update={"resource": "payroll_export"})
     asyncio.run(_send_to(kafka_bootstrap, topology["audit"].name, partition, serde.encode_avro(forged)))
     broken = _cli(test_env, "audit", "verify")
@@ -198,23 +181,25 @@ def test_audit_chain_on_the_broker_and_a_tampered_record(
     assert f"partition {partition}: BROKEN at offset {forged_offset}: record_hash does not match" in broken.stdout
 
 
-async def _raw_partitioned(bootstrap: str, topic: str) -> list[tuple[int, int, bytes]]:
+async def _raw_partitioned(bootstrap: str, topic: str) -> list[tuple[int, int, bytes, bytes | None]]:
+    """Every record up to the end now: (partition, offset, key, value), tombstones included."""
     from aiokafka import TopicPartition
 
     from streams.kafka import consumer
 
     client = consumer(bootstrap, group_id=None, auto_offset_reset="earliest")
     await client.start()
-    out: list[tuple[int, int, bytes]] = []
+    out: list[tuple[int, int, bytes, bytes | None]] = []
     try:
         await client._client.force_metadata_update()
         tps = [TopicPartition(topic, p) for p in client.partitions_for_topic(topic) or ()]
         client.assign(tps)
         await client.seek_to_beginning()
         end = await client.end_offsets(tps)
-        while [tp for tp in tps if await client.position(tp) < end[tp]]:
+        deadline = time.monotonic() + 30
+        while [tp for tp in tps if await client.position(tp) < end[tp]] and time.monotonic() < deadline:
             for messages in (await client.getmany(timeout_ms=500)).values():
-                out += [(m.partition, m.offset, m.value) for m in messages]
+                out += [(m.partition, m.offset, m.key, m.value) for m in messages]
     finally:
         await client.stop()
     return out
@@ -229,3 +214,86 @@ async def _send_to(bootstrap: str, topic: str, partition: int, value: bytes) -> 
         await client.send_and_wait(topic, value=value, key=b"forger", partition=partition)
     finally:
         await client.stop()
+
+
+def _write_keys(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o600)
+    tmp.replace(path)  # atomic: the worker never reads half a keyring
+
+
+def _key_table(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]:
+    table: dict[str, dict[str, Any]] = {}
+    for key, value in asyncio.run(_raw_records(bootstrap, topic)):
+        if value is None:
+            table.pop(json.loads(key), None)
+        else:
+            table[json.loads(key)] = json.loads(value)
+    return table
+
+
+def test_retention_and_master_key_rotation_while_events_flow(
+    test_env: dict[str, str], kafka_bootstrap: str, topics_file: Path, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from streams.vault import generate_master_key
+
+    k1, k2 = generate_master_key(), generate_master_key()
+    keyfile = tmp_path / "master.keys"
+    _write_keys(keyfile, f"k1:{k1}\n")
+    policy = tmp_path / "retention.yaml"
+    policy.write_text("version: 1\ndefault_days: 365\ntenants:\n  globex: 2\n")
+    env = {k: v for k, v in test_env.items() if k != "STREAMS_MASTER_KEY"}
+    env |= {
+        "STREAMS_MASTER_KEY_FILE": str(keyfile),
+        "STREAMS_RETENTION_FILE": str(policy),
+        "STREAMS_RETENTION_INTERVAL": "3",
+        "STREAMS_ROTATION_INTERVAL": "2",
+        "STREAMS_NER_MODEL": "",
+    }
+    assert _cli(env, "topics", "apply").returncode == 0
+    topology = load_topology(topics_file)
+    now = datetime.now(UTC)
+
+    def event(event_id: str, user: str, at: datetime) -> tuple[bytes, bytes]:
+        return user.encode(), json.dumps({**_event(event_id, user), "timestamp": at.isoformat()}).encode()
+
+    first = [event("acme-0", "acme-corp", now), event("globex-old", "globex", now - timedelta(days=10))]
+    first.append(event("globex-new", "globex", now))
+    asyncio.run(send_raw(kafka_bootstrap, topology["raw"].name, first))
+    with WorkerProcess(env, ["sanitize"], tmp_path / "worker.log") as worker:
+        asyncio.run(read_topic(kafka_bootstrap, topology["vault"].name, expect=3, seconds=120, worker=worker))
+        deletions = asyncio.run(read_topic(kafka_bootstrap, topology["deletions"].name, expect=1, worker=worker))
+        assert [v["user_id"] for _, v in deletions] == ["globex"], worker.log_text()[-3000:]
+        assert deletions[0][1]["requested_by"] == "retention-policy" and deletions[0][1]["verified"]
+        assert "1 data key(s) ended by" in deletions[0][1]["removed"][0]
+
+        _write_keys(keyfile, f"k2:{k2}\nk1:{k1}\n")  # rotate: new current, old kept
+        asyncio.run(send_raw(kafka_bootstrap, topology["raw"].name, [event("acme-1", "acme-corp", now)]))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            table = _key_table(kafka_bootstrap, topology["vault_keys"].name)
+            masters = {e["master_key_id"] for env_ in table.values() for e in env_["keys"].values()}
+            if masters == {"k2"}:
+                break
+            time.sleep(1)
+        assert masters == {"k2"}, worker.log_text()[-3000:]
+
+        _write_keys(keyfile, f"k2:{k2}\n")  # the old master key is gone
+        time.sleep(4)  # a refresh
+        asyncio.run(send_raw(kafka_bootstrap, topology["raw"].name, [event("acme-2", "acme-corp", now)]))
+        vault = asyncio.run(read_topic(kafka_bootstrap, topology["vault"].name, expect=5, worker=worker))
+    assert len(vault) == 5
+
+    keys = _key_table(kafka_bootstrap, topology["vault_keys"].name)
+    keystore = KeyStore(StaticMasterKeyProvider(f"k2:{k2}"), backend=keys)  # the new master key only
+    for _, value in asyncio.run(_raw_records(kafka_bootstrap, topology["vault"].name)):
+        assert value is not None
+        record = serde.decode(VaultRecord, value)
+        if record.event_id == "globex-old":
+            with pytest.raises(KeyShreddedError):  # retention shredded its day's key
+                open_record(keystore, record)
+        else:
+            assert open_record(keystore, record)[0]["text"] == EMAIL  # every other original reads back
