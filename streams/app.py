@@ -58,6 +58,7 @@ def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple
         broker_commit_interval=1.0,
         web_enabled=True,
         web_host=settings.web_host,
+        web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told; loopback unless configured
         web_port=settings.web_port,
         web_in_thread=False,
         table_standby_replicas=0,

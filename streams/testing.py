@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,10 +20,18 @@ from streams.kafka import consumer, producer
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, expect: int, seconds: float = 60.0, worker: WorkerProcess | None = None
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int,
+    seconds: float = 60.0,
+    worker: WorkerProcess | None = None,
+    distinct: str | None = None,
 ) -> list[tuple[bytes | None, Any]]:
     """Read from the beginning until ``expect`` records arrived: (key, decoded).
 
+    With ``distinct`` (a field name), until ``expect`` distinct values of that field arrived:
+    at-least-once stages may repeat a record, and a repeat must not end the wait early.
     Gives up after ``seconds``, or at once when ``worker`` has died.
     """
     client = consumer(bootstrap, group_id=None, auto_offset_reset="earliest")
@@ -40,7 +49,11 @@ async def read_topic(
             return out
         client.assign([TopicPartition(topic, p) for p in partitions])
         await client.seek_to_beginning()
-        while len(out) < expect and time.monotonic() < deadline:
+
+        def arrived() -> int:
+            return len({v[distinct] for _, v in out if v}) if distinct else len(out)
+
+        while arrived() < expect and time.monotonic() < deadline:
             if worker is not None and not worker.alive:
                 raise AssertionError(f"worker exited ({worker.returncode}):\n{worker.log_text()[-4000:]}")
             batches = await client.getmany(timeout_ms=500)
@@ -62,6 +75,14 @@ async def send_raw(bootstrap: str, topic: str, items: list[tuple[bytes | None, b
         await client.flush()
     finally:
         await client.stop()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for a worker's web server or a test broker)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @dataclass

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from streams.testing import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -55,6 +57,7 @@ def test_env(kafka_bootstrap: str, topics_file: Path, run_id: str, tmp_path: Pat
         "STREAMS_DATA_DIR": str(tmp_path / "faust"),
         "STREAMS_MASTER_KEY": "dev:" + "A" * 43 + "=",
         "PYTHONUNBUFFERED": "1",
+        "STREAMS_WEB_PORT": str(free_port()),  # workers of parallel runs must not share a port
         "STREAMS_SESSION_TIMEOUT": "8",  # a SIGKILLed worker's partitions move within seconds
     }
     yield env

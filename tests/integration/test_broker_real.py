@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from pathlib import Path
 
@@ -18,17 +17,11 @@ import pytest
 from streams.broker import broker_status, ensure_broker, stop_broker
 from streams.broker.layout import JARS_HOME_ENV
 from streams.settings import Settings
+from streams.testing import free_port
 
 pytestmark = pytest.mark.broker
 
 VERSIONS = [v.strip() for v in os.environ.get("STREAMS_TEST_KAFKA_VERSIONS", "3.9.1").split(",") if v.strip()]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def _roundtrip(bootstrap: str) -> tuple[bytes | None, bytes | None]:
@@ -66,8 +59,8 @@ async def _roundtrip(bootstrap: str) -> tuple[bytes | None, bytes | None]:
 def test_real_broker_start_reuse_roundtrip_stop(version: str, tmp_path: Path) -> None:
     settings = Settings(
         kafka_home=tmp_path / "kafka",
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
         kafka_version=version,
     )
     jars_home = Path(os.environ.get(JARS_HOME_ENV) or Settings().kafka_home)

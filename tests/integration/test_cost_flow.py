@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from streams.models import format_money
-from streams.testing import WorkerProcess, read_topic, send_raw
+from streams.testing import WorkerProcess, free_port, read_topic, send_raw
 from streams.topology import load_topology
 
 pytestmark = pytest.mark.broker
@@ -33,12 +32,6 @@ tenants:
     budgets:
       - {name: monthly, period: monthly, limit_usd: "1.00", hard_kill: false}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _events(start: datetime) -> tuple[list[tuple[bytes, bytes]], dict[str, Decimal]]:
@@ -78,7 +71,7 @@ def test_budgets_kill_once_and_chargeback_equals_replay_after_sigkill(
     test_env: dict[str, str], kafka_bootstrap: str, topics_file: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "budgets.yaml").write_text(BUDGETS)
-    port = _free_port()
+    port = free_port()
     env = {**test_env, "STREAMS_BUDGETS_FILE": str(tmp_path / "budgets.yaml"), "STREAMS_WEB_PORT": str(port)}
     assert _cli(env, "topics", "apply").returncode == 0
     topology = load_topology(topics_file)
@@ -96,9 +89,13 @@ def test_budgets_kill_once_and_chargeback_equals_replay_after_sigkill(
         worker.kill()  # SIGKILL mid-stream: no commit, no flush
     with WorkerProcess(env, ["sanitize", "cost"], tmp_path / "worker2.log") as worker2:
         ledger = asyncio.run(
-            read_topic(kafka_bootstrap, topology["ledger"].name, expect=120, seconds=120, worker=worker2)
+            read_topic(
+                kafka_bootstrap, topology["ledger"].name, expect=120, seconds=120, worker=worker2, distinct="event_id"
+            )
         )
-        alerts = asyncio.run(read_topic(kafka_bootstrap, topology["budget_alerts"].name, expect=4, seconds=20))
+        alerts = asyncio.run(
+            read_topic(kafka_bootstrap, topology["budget_alerts"].name, expect=4, seconds=20, distinct="alert_id")
+        )
         kills = asyncio.run(read_topic(kafka_bootstrap, topology["budget_kills"].name, expect=1, seconds=20))
         dlq = asyncio.run(read_topic(kafka_bootstrap, topology["dlq"].name, expect=1, seconds=20))
         time.sleep(2)

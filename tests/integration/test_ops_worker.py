@@ -5,7 +5,6 @@ comes back (a broker of its own: the shared one on 9092 is never stopped)."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,19 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from streams.testing import WorkerProcess
+from streams.testing import WorkerProcess, free_port
 
 pytestmark = pytest.mark.broker
 
 ROOT = Path(__file__).resolve().parents[2]
 GRACE = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def get(url: str) -> tuple[int, str]:

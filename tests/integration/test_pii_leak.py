@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -14,19 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from streams.testing import WorkerProcess, read_topic, send_raw
+from streams.testing import WorkerProcess, free_port, read_topic, send_raw
 from streams.topology import load_topology
 
 pytestmark = pytest.mark.broker
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "pii" / "dev_corpus.jsonl"
 SAMPLE = 400  # enough of every entity type; the whole corpus is scored by evaluate.py
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.skipif(not CORPUS.exists(), reason="the shared PII corpus is not beside the project")
@@ -36,7 +29,7 @@ def test_corpus_pii_never_leaves_the_raw_topic(
     records = [json.loads(line) for line in CORPUS.read_text().splitlines()[:SAMPLE]]
     values = {p["value"] for r in records for p in r["pii"]}
     assert len(values) > 100
-    port = _free_port()
+    port = free_port()
     env = {**test_env, "STREAMS_WEB_PORT": str(port)}
     subprocess.run([sys.executable, "-m", "streams.cli", "topics", "apply"], env=env, check=True, capture_output=True)
     topology = load_topology(topics_file)

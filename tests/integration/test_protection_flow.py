@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 
 from streams import serde
 from streams.models import AuditRecord, HookEvent, VaultRecord
-from streams.testing import WorkerProcess, read_topic, send_raw
+from streams.testing import WorkerProcess, free_port, read_topic, send_raw
 from streams.topology import load_topology
 from streams.vault import KeyShreddedError, KeyStore, StaticMasterKeyProvider, open_record
 
@@ -25,12 +24,6 @@ pytestmark = pytest.mark.broker
 
 EMAIL = "jane.roe@example.org"
 TOKEN = "test-token-0123456789abcdef"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _event(event_id: str, user: str, event_type: str = "tool_call", **payload: object) -> dict[str, object]:
@@ -74,7 +67,7 @@ async def _raw_records(bootstrap: str, topic: str) -> list[tuple[bytes, bytes | 
 def test_forget_over_http_and_cli_then_later_events_stay_forgotten(
     test_env: dict[str, str], kafka_bootstrap: str, topics_file: Path, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**test_env, "STREAMS_WEB_PORT": str(port), "STREAMS_API_TOKEN": TOKEN, "STREAMS_NER_MODEL": ""}
     assert _cli(env, "topics", "apply").returncode == 0
     topology = load_topology(topics_file)

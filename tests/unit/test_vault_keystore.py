@@ -351,9 +351,7 @@ def test_reprs_hide_material(store: KeyStore) -> None:
     envelope = store.backend.get("alice")
     assert envelope is not None
     entry = envelope["keys"][sealed[0]]
-    shown = "\n".join(
-        [repr(store), str(store), repr(key), str(key), repr(store.backend), repr(InMemoryBackend())]
-    )
+    shown = "\n".join([repr(store), str(store), repr(key), str(key), repr(store.backend), repr(InMemoryBackend())])
     for secret in (
         K1,
         K1[:12],
