@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
@@ -36,6 +36,18 @@ def consumer(bootstrap: str, *topics: str, **overrides: Any) -> AIOKafkaConsumer
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
+
+
+async def topic_partitions(client: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """The topic's partitions, sorted; [] when the broker does not know the topic.
+
+    A new consumer knows no topic until it asks: refresh the metadata first.
+    """
+    partitions = client.partitions_for_topic(topic)
+    if not partitions:
+        await client._client.force_metadata_update()
+        partitions = client.partitions_for_topic(topic)
+    return [TopicPartition(topic, p) for p in sorted(partitions or ())]
 
 
 @contextlib.asynccontextmanager

@@ -6,7 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from streams import serde
 from streams.errors import StreamsError
@@ -16,6 +16,7 @@ from streams.settings import Settings
 from streams.topology import Topology
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", bound=Record)
 
 
 @dataclass
@@ -64,6 +65,19 @@ class StageContext:
 
     async def send(self, key: str, record: Record, kafka_key: str) -> None:
         await self.topic(key).send(key=kafka_key.encode(), value=serde.encode_avro(record))
+
+    async def decode_or_dead_letter(self, stage: str, record_type: type[R], event: Any) -> R | None:
+        """The Faust event's value as ``record_type``, or None after dead-lettering it.
+
+        For stages after sanitize: the value is already sanitized, so no original is kept
+        (the dead letter names the topic, partition and offset where it stays readable).
+        """
+        try:
+            return serde.decode(record_type, event.value)
+        except StreamsError as exc:
+            m = event.message
+            await self.dead_letter(stage, exc, topic=m.topic, partition=m.partition, offset=m.offset, original=None)
+            return None
 
     async def dead_letter(
         self,

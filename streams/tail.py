@@ -7,11 +7,9 @@ import json
 import sys
 from typing import TextIO
 
-from aiokafka import TopicPartition
-
 from streams import serde
 from streams.errors import StreamsError
-from streams.kafka import broker_errors, consumer
+from streams.kafka import broker_errors, consumer, topic_partitions
 from streams.render import matches, render
 
 
@@ -37,13 +35,9 @@ async def tail(
         await client.start()
     printed = 0
     try:
-        partitions = client.partitions_for_topic(topic)
-        if partitions is None:
-            await client._client.force_metadata_update()  # first lookup of an unknown topic
-            partitions = client.partitions_for_topic(topic)
-        if not partitions:
+        tps = await topic_partitions(client, topic)
+        if not tps:
             raise StreamsError(f"topic {topic!r} does not exist (see `streams topics check`)")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         client.assign(tps)
         if from_beginning:
             await client.seek_to_beginning(*tps)

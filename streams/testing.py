@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from streams import serde
-from streams.kafka import consumer, producer
+from streams.kafka import consumer, producer, topic_partitions
 
 
 async def read_topic(
@@ -27,11 +27,13 @@ async def read_topic(
     seconds: float = 60.0,
     worker: WorkerProcess | None = None,
     distinct: str | None = None,
+    decode: bool = True,
 ) -> list[tuple[bytes | None, Any]]:
     """Read from the beginning until ``expect`` records arrived: (key, decoded).
 
-    With ``distinct`` (a field name), until ``expect`` distinct values of that field arrived:
-    at-least-once stages may repeat a record, and a repeat must not end the wait early.
+    ``decode=False`` keeps the values as bytes. With ``distinct`` (a field name), read until
+    ``expect`` distinct values of that field arrived: at-least-once stages may repeat a
+    record, and a repeat must not end the wait early.
     Gives up after ``seconds``, or at once when ``worker`` has died.
     """
     client = consumer(bootstrap, group_id=None, auto_offset_reset="earliest")
@@ -39,15 +41,14 @@ async def read_topic(
     out: list[tuple[bytes | None, Any]] = []
     try:
         deadline = time.monotonic() + seconds
-        partitions: set[int] | None = None
-        while partitions is None and time.monotonic() < deadline:
-            await client._client.force_metadata_update()  # the topic may be created meanwhile
-            partitions = client.partitions_for_topic(topic)
-            if partitions is None:
+        tps: list[TopicPartition] = []
+        while not tps and time.monotonic() < deadline:
+            tps = await topic_partitions(client, topic)  # the topic may be created meanwhile
+            if not tps:
                 await asyncio.sleep(0.5)
-        if partitions is None:
+        if not tps:
             return out
-        client.assign([TopicPartition(topic, p) for p in partitions])
+        client.assign(tps)
         await client.seek_to_beginning()
 
         def arrived() -> int:
@@ -59,7 +60,9 @@ async def read_topic(
             batches = await client.getmany(timeout_ms=500)
             for messages in batches.values():
                 for message in messages:
-                    value = serde.decode_any(message.value)[1] if message.value is not None else None
+                    value = message.value
+                    if decode and value is not None:
+                        value = serde.decode_any(value)[1]
                     out.append((message.key, value))
     finally:
         await client.stop()

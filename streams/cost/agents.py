@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams import serde
-from streams.errors import PermanentError, StreamsError
+from streams.errors import PermanentError
 from streams.metrics import EVENTS_IN, EVENTS_OUT, STAGE_ERRORS
 from streams.models import HookEvent, Record
 from streams.stage import StageContext
@@ -45,10 +45,8 @@ def register(ctx: StageContext) -> None:
         async for event in stream.events():
             m = event.message
             EVENTS_IN.labels(stage=STAGE).inc()
-            try:
-                hook = serde.decode(HookEvent, event.value)
-            except StreamsError as exc:
-                await ctx.dead_letter(STAGE, exc, topic=m.topic, partition=m.partition, offset=m.offset, original=None)
+            hook = await ctx.decode_or_dead_letter(STAGE, HookEvent, event)
+            if hook is None:
                 continue
             try:
                 await count(hook, m)

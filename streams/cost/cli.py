@@ -97,12 +97,11 @@ async def replay(
     bootstrap: str, topic: str, start: datetime, end: datetime | None, budgets_file: Any
 ) -> tuple[Any, int]:
     """Every sanitized event with a topic timestamp in [start, end) through the live accounting."""
-    from aiokafka import TopicPartition
 
     from streams import serde
     from streams.cost.budgets import BudgetBook
     from streams.cost.chargeback import Replay
-    from streams.kafka import broker_errors, consumer
+    from streams.kafka import broker_errors, consumer, topic_partitions
     from streams.models import HookEvent
 
     accumulator = Replay(BudgetBook(budgets_file).config)
@@ -112,13 +111,9 @@ async def replay(
         await client.start()
     read = 0
     try:
-        partitions = client.partitions_for_topic(topic)
-        if partitions is None:
-            await client._client.force_metadata_update()  # first lookup of this topic
-            partitions = client.partitions_for_topic(topic)
-        if not partitions:
+        tps = await topic_partitions(client, topic)
+        if not tps:
             raise StreamsError(f"topic {topic!r} does not exist")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         client.assign(tps)
         start_ms = int(start.timestamp() * 1000)
         end_ms = int(end.timestamp() * 1000) if end else None

@@ -275,6 +275,10 @@ class TenantLedger:
         self.fired: dict[str, dict[str, dict[str, list[str]]]] = {}
         self.rejected: dict[str, int] = {}
         self.pruned_hour = 0  # epoch hour of the last prune: prune at most hourly
+        # The latest arrival time seen (epoch seconds). Record timestamps are set by many
+        # producers and need not increase; budgets are judged against this high-water mark so
+        # a period whose fired marks were pruned is never judged (and alerted) again.
+        self.high_water = 0
 
     # -- JSON (what a Faust table stores) ---------------------------------------------
     @classmethod
@@ -295,6 +299,7 @@ class TenantLedger:
         }
         ledger.rejected = {k: int(v) for k, v in data["rejected"].items()}
         ledger.pruned_hour = int(data["pruned"])
+        ledger.high_water = int(data.get("hw", 0))
         return ledger
 
     def to_json(self) -> dict[str, Any]:
@@ -310,6 +315,7 @@ class TenantLedger:
             },
             "rejected": dict(self.rejected),
             "pruned": self.pruned_hour,
+            "hw": self.high_water,
         }
 
     # -- the accounting ---------------------------------------------------------------
@@ -325,6 +331,7 @@ class TenantLedger:
         tenant = config.for_tenant(event.user_id)
         if prune:
             self._prune(now, config, tenant)
+        self.high_water = max(self.high_water, int(now.timestamp()))
         self._remember(event.event_id, now)
         rejection = validate(event, tenant, config, now)
         if rejection is not None:
@@ -358,12 +365,18 @@ class TenantLedger:
             run.charges += 1
             run.last_arrival = int(now.timestamp())
             run.recent = [*run.recent, event.event_id][-RECENT_RUN_EVENTS:]
-        day_live = now < day_bounds(day, tz)[1] + grace
+        # Judged by the high-water arrival time, not this record's: once a period's grace is
+        # over (and its fired marks may be pruned), no later record re-opens its budget.
+        judged_at = datetime.fromtimestamp(self.high_water, UTC)
+        day_live = judged_at < day_bounds(day, tz)[1] + grace
+        month_live = judged_at < month_bounds(month, tz)[1] + grace
         alerts: list[BudgetAlert] = []
         kills: list[BudgetKill] = []
         for budget in tenant.budgets:
-            if budget.period is BudgetPeriod.DAILY and not day_live:
-                continue  # the day's grace is over: its budget is closed
+            if (budget.period is BudgetPeriod.DAILY and not day_live) or (
+                budget.period is BudgetPeriod.MONTHLY and not month_live
+            ):
+                continue  # the period's grace is over: its budget is closed
             key = {BudgetPeriod.DAILY: day, BudgetPeriod.MONTHLY: month}.get(budget.period, event.run_id)
             assert key is not None  # validate() rejected a per-run budget without a run
             fired_alerts, fired_kill = self._judge(event, budget, key, now=now)

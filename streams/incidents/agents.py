@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams import serde
-from streams.errors import ConfigError, StreamsError
+from streams.errors import ConfigError
 from streams.metrics import EVENTS_IN, EVENTS_OUT, STAGE_ERRORS
 from streams.models import BudgetAlert, BudgetKill, HookEvent, Incident
 from streams.stage import StageContext
@@ -71,13 +71,8 @@ def register(ctx: StageContext) -> None:
     @app.agent(ctx.topic("sanitized"), name="incident-signals")
     async def signals(stream: Any) -> None:
         async for event in stream.events():
-            try:
-                hook = serde.decode(HookEvent, event.value)
-            except StreamsError as exc:
-                m = event.message
-                await ctx.dead_letter(
-                    "incidents", exc, topic=m.topic, partition=m.partition, offset=m.offset, original=None
-                )
+            hook = await ctx.decode_or_dead_letter(STAGE, HookEvent, event)
+            if hook is None:
                 continue
             await signals_topic.send(key=b"signals", value=serde.encode_avro(_signal(hook)))
 
@@ -114,32 +109,23 @@ def register(ctx: StageContext) -> None:
             STAGE_ERRORS.labels(stage="escalate").inc()
             log.exception("escalation failed", extra={"stage": "escalate"})
 
-    async def _decoded(record_type: Any, event: Any) -> Any:
-        """The record, or None after dead-lettering it (these topics are ours, but never trust)."""
-        try:
-            return serde.decode(record_type, event.value)
-        except StreamsError as exc:
-            m = event.message
-            await ctx.dead_letter("escalate", exc, topic=m.topic, partition=m.partition, offset=m.offset, original=None)
-            return None
-
     @app.agent(ctx.topic("incidents"), name="escalate-incidents")
     async def escalate_incidents(stream: Any) -> None:
         async for event in stream.events():
-            incident = await _decoded(Incident, event)
+            incident = await ctx.decode_or_dead_letter("escalate", Incident, event)
             if incident is not None:
                 await _escalate(dispatcher.for_incident(incident))
 
     @app.agent(ctx.topic("budget_alerts"), name="escalate-budget-alerts")
     async def escalate_alerts(stream: Any) -> None:
         async for event in stream.events():
-            alert = await _decoded(BudgetAlert, event)
+            alert = await ctx.decode_or_dead_letter("escalate", BudgetAlert, event)
             if alert is not None:
                 await _escalate(dispatcher.for_budget(alert))
 
     @app.agent(ctx.topic("budget_kills"), name="escalate-budget-kills")
     async def escalate_kills(stream: Any) -> None:
         async for event in stream.events():
-            kill = await _decoded(BudgetKill, event)
+            kill = await ctx.decode_or_dead_letter("escalate", BudgetKill, event)
             if kill is not None:
                 await _escalate(dispatcher.for_budget(kill))

@@ -221,12 +221,8 @@ def register_audit(ctx: StageContext) -> None:
         async for event in stream.events():
             m = event.message
             EVENTS_IN.labels(stage=AUDIT_STAGE).inc()
-            try:
-                hook = serde.decode(HookEvent, event.value)
-            except StreamsError as exc:
-                await ctx.dead_letter(
-                    AUDIT_STAGE, exc, topic=m.topic, partition=m.partition, offset=m.offset, original=None
-                )
+            hook = await ctx.decode_or_dead_letter(AUDIT_STAGE, HookEvent, event)
+            if hook is None:
                 continue
             if hook.event_type not in AUDITED:
                 continue

@@ -44,20 +44,17 @@ async def _publish(bootstrap: str, topic: str, key: bytes, value: bytes) -> None
 
 async def _scan(bootstrap: str, topic: str, *, since_ms: int | None = None) -> list[Any]:
     """Every record of a topic (from ``since_ms`` if given) up to its end now."""
-    from aiokafka import TopicPartition
 
-    from streams.kafka import broker_errors, consumer
+    from streams.kafka import broker_errors, consumer, topic_partitions
 
     client = consumer(bootstrap, group_id=None, auto_offset_reset="earliest")
     async with broker_errors(bootstrap):
         await client.start()
     out: list[Any] = []
     try:
-        await client._client.force_metadata_update()
-        partitions = client.partitions_for_topic(topic)
-        if not partitions:
+        tps = await topic_partitions(client, topic)
+        if not tps:
             raise StreamsError(f"topic {topic!r} does not exist (run `streams topics apply`)")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         client.assign(tps)
         await client.seek_to_beginning(*tps)
         if since_ms is not None:

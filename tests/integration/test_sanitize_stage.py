@@ -108,33 +108,11 @@ def test_vault_originals_open_with_the_key(
         )
     )
     with WorkerProcess(test_env, ["sanitize"], tmp_path / "worker.log"):
-        vault = asyncio.run(_raw_records(kafka_bootstrap, topology["vault"].name, 1))
-        keys = asyncio.run(_raw_records(kafka_bootstrap, topology["vault_keys"].name, 2))
-        dlq = asyncio.run(_raw_records(kafka_bootstrap, topology["dlq"].name, 1))
+        vault = asyncio.run(read_topic(kafka_bootstrap, topology["vault"].name, expect=1, seconds=120, decode=False))
+        keys = asyncio.run(read_topic(kafka_bootstrap, topology["vault_keys"].name, expect=2, seconds=60, decode=False))
+        dlq = asyncio.run(read_topic(kafka_bootstrap, topology["dlq"].name, expect=1, seconds=60, decode=False))
     table = {json.loads(k): json.loads(v) for k, v in keys if v is not None}
     keystore = KeyStore(StaticMasterKeyProvider(test_env["STREAMS_MASTER_KEY"]), backend=table)
     originals = open_record(keystore, serde.decode(VaultRecord, vault[0][1]))
     assert [o["text"] for o in originals] == [EMAIL]
     assert open_dead_letter(keystore, serde.decode(DeadLetter, dlq[0][1])) == b"garbage"
-
-
-async def _raw_records(bootstrap: str, topic: str, expect: int) -> list[tuple[bytes, bytes]]:
-    from aiokafka import TopicPartition
-
-    from streams.kafka import consumer
-
-    client = consumer(bootstrap, group_id=None, auto_offset_reset="earliest")
-    await client.start()
-    out: list[tuple[bytes, bytes]] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + 120
-        while not client.partitions_for_topic(topic):
-            await client._client.force_metadata_update()
-        client.assign([TopicPartition(topic, p) for p in client.partitions_for_topic(topic)])
-        await client.seek_to_beginning()
-        while len(out) < expect and asyncio.get_running_loop().time() < deadline:
-            for messages in (await client.getmany(timeout_ms=500)).values():
-                out += [(m.key, m.value) for m in messages]
-    finally:
-        await client.stop()
-    return out
