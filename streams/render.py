@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -34,7 +35,9 @@ def _hook_event(d: dict[str, Any]) -> str:
         parts.append(f"error={d['error_code']}")
     payload = d.get("payload") or {}
     if payload:
-        text = " ".join(f"{k}={v}" for k, v in payload.items())
+        text = " ".join(
+            f"{k}={json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v}" for k, v in payload.items()
+        )
         parts.append(f"| {text[:120]}{'…' if len(text) > 120 else ''}")
     return " ".join(p for p in parts if p)
 

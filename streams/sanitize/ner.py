@@ -17,6 +17,7 @@ from typing import Any
 
 from streams.sanitize import entities as E
 from streams.sanitize.recognizers import Hit
+from streams.sanitize.validators import ORG_WORDS as _ORG_WORDS
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +30,6 @@ _NAME_SHAPE = re.compile(r"^[A-Z][A-Za-z'.-]*(?:\s+[A-Za-z][A-Za-z'.-]*){0,4}$")
 # those labels only for a span shaped exactly like a personal name and not ending like an org.
 _FALLBACK_LABELS = frozenset({"ORG", "WORK_OF_ART", "EVENT", "FAC"})
 _PERSON_SHAPE = re.compile(r"^[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?(?: [A-Z][a-z]+(?:[-'][A-Z][a-z]+)?){1,2}$")
-_ORG_WORDS_TEXT = (
-    "inc corp corporation co llc ltd plc gmbh group bank university college school cloud services service "
-    "team teams labs lab systems support company foundation institute association department office center "
-    "centre platform studio studios hospital clinic agency council committee club network networks partners "
-    "holdings capital ventures technologies solutions software security airlines airways motors energy "
-    "street avenue road park hall tower bridge"
-)
-_ORG_WORDS = frozenset(_ORG_WORDS_TEXT.split())
 _CHUNK = 20_000  # spaCy cost grows with length; long texts are cut at whitespace
 _warned: set[str] = set()
 _warn_lock = threading.Lock()

@@ -248,4 +248,19 @@ SPECS: tuple[PatternSpec, ...] = (
         0.6,
         group=1,
     ),
+    # "Call Arjun Patel back", "email Maria Garcia": a contact verb or role, then a full
+    # name (two capitalised words, so "Contact Support" alone is not taken for a person).
+    # The small spaCy model often misses names right after a sentence-initial verb.
+    PatternSpec(
+        "person_contact",
+        E.PERSON,
+        r"(?<![A-Za-z])(?i:call|phone|contact|e-?mail|text|ping|message|ask|tell|remind|notify|"
+        r"customer|client|patient|caller|applicant|tenant contact)\s+"
+        rf"({_NAME}\s+{_NAME})(?![\w-])",
+        r"(?i:call|phone|contact|mail|text|ping|message|ask|tell|remind|notify|customer|client|patient|caller|"
+        r"applicant)\s+[A-Z][a-z]+\s+[A-Z][a-z]",
+        0.5,
+        group=1,
+        refine=V.refine_person_name,
+    ),
 )

@@ -165,3 +165,20 @@ def refine_token(text: str, start: int, end: int) -> Span | None:
     has_digit = any(c.isdigit() for c in value)
     has_alpha = any(c.isalpha() for c in value)
     return (start, end) if has_digit and has_alpha else None
+
+
+_ORG_WORDS_TEXT = (
+    "inc corp corporation co llc ltd plc gmbh group bank university college school cloud services service "
+    "team teams labs lab systems support company foundation institute association department office center "
+    "centre platform studio studios hospital clinic agency council committee club network networks partners "
+    "holdings capital ventures technologies solutions software security airlines airways motors energy "
+    "street avenue road park hall tower bridge"
+)
+# Words that end organisations, places and teams, not people ("Support Team", "Call Center").
+ORG_WORDS = frozenset(_ORG_WORDS_TEXT.split())
+
+
+def refine_person_name(text: str, start: int, end: int) -> Span | None:
+    """A cue-matched "First Last" unless one of its words is an organisation word."""
+    words = text[start:end].lower().replace("-", " ").split()
+    return None if any(w in ORG_WORDS for w in words) else (start, end)

@@ -38,6 +38,7 @@ SAMPLES = {
     "secret_assignment": "api_key: abcd1234efgh",
     "secret_flag": "--password hunter22",
     "person_cue": "my name is Chloe Sanford",
+    "person_contact": "Call Arjun Patel back",
 }
 
 
@@ -73,3 +74,27 @@ def test_validators() -> None:
     assert refine_ipv4(text, 2, 10) is None  # private address with a port: an endpoint
     assert refine_ipv4(text, 27, 36) is None  # loopback
     assert refine_ipv4(text, len(text) - 8, len(text)) is not None  # private address alone
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Call Arjun Patel back at noon", "Arjun Patel"),
+        ("please email Maria Garcia today", "Maria Garcia"),
+        ("customer Wesley Jones called", "Wesley Jones"),
+    ],
+)
+def test_contact_cue_takes_a_full_name(text: str, name: str) -> None:
+    from streams.sanitize.engine import Sanitizer
+
+    out = Sanitizer("").sanitize_texts([text])[0].text
+    assert name not in out and "<PERSON>" in out
+
+
+def test_contact_cue_leaves_teams_alone() -> None:
+    from streams.sanitize.engine import Sanitizer
+
+    assert (
+        Sanitizer("").sanitize_texts(["Contact Support Team about v2.3.1"])[0].text
+        == "Contact Support Team about v2.3.1"
+    )
