@@ -9,6 +9,7 @@ partition and be lost on recovery.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -37,17 +38,22 @@ def register(ctx: StageContext) -> None:
     # replacement worker recovers the keys and a tombstone shreds a user everywhere.
     key_table = ctx.json_table("vault-keys", partitions=keys_spec.partitions, changelog="vault_keys")
     state: dict[str, Any] = {}
+    loaded = asyncio.Event()
 
     @app.task
     async def _load() -> None:
-        # Heavy models load when the worker starts, never at import time.
+        # Heavy models load when the worker starts, never at import time, and off the event
+        # loop (presidio and spaCy take seconds) so Faust keeps serving while they load.
         engine = Sanitizer(settings.ner_model)
-        engine.warm_up()
+        await asyncio.to_thread(engine.warm_up)
         state["engine"] = engine
         ctx.keystore = KeyStore(provider_from_settings(settings), backend=key_table)
+        loaded.set()
 
     @app.agent(raw, name="sanitize")
     async def sanitize(stream: Any) -> None:
+        # Records that arrive before the engine is ready wait for it: never dead-letter them.
+        await loaded.wait()
         async for event in stream.events():
             message = event.message
             EVENTS_IN.labels(stage=STAGE).inc()
