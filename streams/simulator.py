@@ -223,7 +223,8 @@ async def _publish(sim: Simulator, bootstrap: str, topic: str) -> int:
     sent = 0
     try:
         for event in sim.events():
-            if config.bad_rate and sim.rng.random() < config.bad_rate:
+            # Every 1/bad_rate-th event, so a short demo run always shows some.
+            if config.bad_rate and sent % max(1, round(1 / config.bad_rate)) == round(1 / config.bad_rate) // 2:
                 await raw.send(topic, sim.bad_event(), key=b"malformed")
             await bus.emit(event["event_type"], event)
             sent += 1
