@@ -40,6 +40,7 @@ def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple
     selected = tuple(s for s in STAGES if s in (stages or STAGES))
     app_id = settings.app_id if selected == STAGES else f"{settings.app_id}-{'-'.join(selected)}"
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust keeps its worker state here
+    topology = load_topology(settings.topics_file, settings.schemas_dir)
     app = faust.App(
         app_id,
         broker=faust_broker_url(settings.bootstrap_servers),
@@ -48,7 +49,8 @@ def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple
         autodiscover=False,
         key_serializer="raw",
         value_serializer="raw",
-        topic_replication_factor=1,
+        # Faust's own changelog topics get the replication of the pipeline's topics.
+        topic_replication_factor=topology["raw"].replication_factor,
         topic_partitions=6,
         # Offsets: a new group starts from the beginning so nothing published before the
         # first worker is lost; afterwards committed offsets rule.
@@ -65,7 +67,7 @@ def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
     )
-    ctx = StageContext(app=app, settings=settings, topology=load_topology(settings.topics_file, settings.schemas_dir))
+    ctx = StageContext(app=app, settings=settings, topology=topology)
     registrars = _registrars()
     for name in selected:
         registrars[name](ctx)
