@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from streams.errors import BrokerUnavailableError
+from streams.errors import BrokerUnavailableError, StreamsError
 
 
 def producer(bootstrap: str, **overrides: Any) -> AIOKafkaProducer:
@@ -48,6 +48,40 @@ async def topic_partitions(client: AIOKafkaConsumer, topic: str) -> list[TopicPa
         await client._client.force_metadata_update()
         partitions = client.partitions_for_topic(topic)
     return [TopicPartition(topic, p) for p in sorted(partitions or ())]
+
+
+async def read_range(
+    bootstrap: str, topic: str, *, since_ms: int | None = None, group_id: str | None = None
+) -> AsyncIterator[Any]:
+    """Every record of ``topic`` from ``since_ms`` (or the beginning) up to the end offsets
+    seen at the start: a bounded read, for replays and verifications."""
+    client = consumer(bootstrap, group_id=group_id, auto_offset_reset="earliest")
+    async with broker_errors(bootstrap):
+        await client.start()
+    try:
+        tps = await topic_partitions(client, topic)
+        if not tps:
+            raise StreamsError(f"topic {topic!r} does not exist (run `streams topics apply`)")
+        client.assign(tps)
+        stop = await client.end_offsets(tps)
+        await client.seek_to_beginning(*tps)
+        if since_ms is not None:
+            found = await client.offsets_for_times(dict.fromkeys(tps, since_ms))
+            for tp in tps:
+                if found[tp] is None:
+                    stop[tp] = 0  # nothing at or after since_ms in this partition
+                else:
+                    client.seek(tp, found[tp].offset)
+        pending = {tp for tp in tps if await client.position(tp) < stop[tp]}
+        while pending:
+            batches = await client.getmany(*pending, timeout_ms=1000)
+            for tp, messages in batches.items():
+                for message in messages:
+                    if message.offset < stop[tp]:
+                        yield message
+            pending = {tp for tp in pending if await client.position(tp) < stop[tp]}
+    finally:
+        await client.stop()
 
 
 @contextlib.asynccontextmanager

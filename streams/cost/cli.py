@@ -101,48 +101,23 @@ async def replay(
     from streams import serde
     from streams.cost.budgets import BudgetBook
     from streams.cost.chargeback import Replay
-    from streams.kafka import broker_errors, consumer, topic_partitions
+    from streams.kafka import read_range
     from streams.models import HookEvent
 
     accumulator = Replay(BudgetBook(budgets_file).config)
-    # A fresh group id: a replay never moves the live workers' offsets, and commits nothing.
-    client = consumer(bootstrap, group_id=f"streams-replay-{uuid.uuid4().hex[:12]}", auto_offset_reset="earliest")
-    async with broker_errors(bootstrap):
-        await client.start()
+    end_ms = int(end.timestamp() * 1000) if end else None
     read = 0
-    try:
-        tps = await topic_partitions(client, topic)
-        if not tps:
-            raise StreamsError(f"topic {topic!r} does not exist")
-        client.assign(tps)
-        start_ms = int(start.timestamp() * 1000)
-        end_ms = int(end.timestamp() * 1000) if end else None
-        found = await client.offsets_for_times(dict.fromkeys(tps, start_ms))
-        stop = await client.end_offsets(tps)
-        for tp in tps:
-            if found[tp] is None:
-                stop[tp] = 0  # nothing at or after start in this partition
-                client.seek(tp, 0)
-            else:
-                client.seek(tp, found[tp].offset)
-        pending = {tp for tp in tps if await client.position(tp) < stop[tp]}
-        while pending:
-            batches = await client.getmany(*pending, timeout_ms=1000)
-            for tp, messages in batches.items():
-                for message in messages:
-                    if message.offset >= stop[tp]:
-                        break
-                    if end_ms is not None and message.timestamp >= end_ms:
-                        continue
-                    read += 1
-                    try:
-                        event = serde.decode(HookEvent, message.value)
-                    except StreamsError:
-                        continue  # the live stage dead-lettered it too; it is in no total
-                    accumulator.add(event, received_at=datetime.fromtimestamp(message.timestamp / 1000, UTC))
-            pending = {tp for tp in pending if await client.position(tp) < stop[tp]}
-    finally:
-        await client.stop()
+    # A fresh group id: a replay never moves the live workers' offsets, and commits nothing.
+    group = f"streams-replay-{uuid.uuid4().hex[:12]}"
+    async for message in read_range(bootstrap, topic, since_ms=int(start.timestamp() * 1000), group_id=group):
+        if end_ms is not None and message.timestamp >= end_ms:
+            continue
+        read += 1
+        try:
+            event = serde.decode(HookEvent, message.value)
+        except StreamsError:
+            continue  # the live stage dead-lettered it too; it is in no total
+        accumulator.add(event, received_at=datetime.fromtimestamp(message.timestamp / 1000, UTC))
     return accumulator, read
 
 

@@ -109,23 +109,14 @@ def register(ctx: StageContext) -> None:
             STAGE_ERRORS.labels(stage="escalate").inc()
             log.exception("escalation failed", extra={"stage": "escalate"})
 
-    @app.agent(ctx.topic("incidents"), name="escalate-incidents")
-    async def escalate_incidents(stream: Any) -> None:
-        async for event in stream.events():
-            incident = await ctx.decode_or_dead_letter("escalate", Incident, event)
-            if incident is not None:
-                await _escalate(dispatcher.for_incident(incident))
+    def escalator(topic_key: str, record_type: Any, notification: Any) -> None:
+        @app.agent(ctx.topic(topic_key), name=f"escalate-{topic_key}")
+        async def escalate(stream: Any) -> None:
+            async for event in stream.events():
+                record = await ctx.decode_or_dead_letter("escalate", record_type, event)
+                if record is not None:
+                    await _escalate(notification(record))
 
-    @app.agent(ctx.topic("budget_alerts"), name="escalate-budget-alerts")
-    async def escalate_alerts(stream: Any) -> None:
-        async for event in stream.events():
-            alert = await ctx.decode_or_dead_letter("escalate", BudgetAlert, event)
-            if alert is not None:
-                await _escalate(dispatcher.for_budget(alert))
-
-    @app.agent(ctx.topic("budget_kills"), name="escalate-budget-kills")
-    async def escalate_kills(stream: Any) -> None:
-        async for event in stream.events():
-            kill = await ctx.decode_or_dead_letter("escalate", BudgetKill, event)
-            if kill is not None:
-                await _escalate(dispatcher.for_budget(kill))
+    escalator("incidents", Incident, dispatcher.for_incident)
+    escalator("budget_alerts", BudgetAlert, dispatcher.for_budget)
+    escalator("budget_kills", BudgetKill, dispatcher.for_budget)

@@ -44,34 +44,9 @@ async def _publish(bootstrap: str, topic: str, key: bytes, value: bytes) -> None
 
 async def _scan(bootstrap: str, topic: str, *, since_ms: int | None = None) -> list[Any]:
     """Every record of a topic (from ``since_ms`` if given) up to its end now."""
+    from streams.kafka import read_range
 
-    from streams.kafka import broker_errors, consumer, topic_partitions
-
-    client = consumer(bootstrap, group_id=None, auto_offset_reset="earliest")
-    async with broker_errors(bootstrap):
-        await client.start()
-    out: list[Any] = []
-    try:
-        tps = await topic_partitions(client, topic)
-        if not tps:
-            raise StreamsError(f"topic {topic!r} does not exist (run `streams topics apply`)")
-        client.assign(tps)
-        await client.seek_to_beginning(*tps)
-        if since_ms is not None:
-            found = await client.offsets_for_times(dict.fromkeys(tps, since_ms))
-            for tp in tps:
-                if found[tp] is not None:
-                    client.seek(tp, found[tp].offset)
-        stop = await client.end_offsets(tps)
-        pending = {tp for tp in tps if await client.position(tp) < stop[tp]}
-        while pending:
-            batches = await client.getmany(*pending, timeout_ms=500)
-            for messages in batches.values():
-                out += messages
-            pending = {tp for tp in pending if await client.position(tp) < stop[tp]}
-    finally:
-        await client.stop()
-    return out
+    return [message async for message in read_range(bootstrap, topic, since_ms=since_ms)]
 
 
 def _forget(args: argparse.Namespace) -> int:
