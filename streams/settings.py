@@ -34,7 +34,6 @@ class Settings(BaseSettings):
 
     # Publisher: the bound on what a daemon may have in flight before publish says "full".
     publisher_buffer: int = Field(default=10_000, ge=1)
-    publisher_linger_ms: int = Field(default=5, ge=0)
 
     # Vault master key (dev: env or file). Never logged: SecretStr hides it in reprs.
     master_key: SecretStr | None = None
