@@ -147,9 +147,11 @@ class Simulator:
     def events(self) -> Iterator[dict[str, Any]]:
         produced = 0
         burst_tenant = self.tenants[0]
+        burst_done = False
         while self.config.events == 0 or produced < self.config.events:
             now = datetime.now(UTC)
-            if self.config.error_burst and produced == self.config.events // 3:
+            if self.config.error_burst and not burst_done and produced >= self.config.events // 3:
+                burst_done = True  # once, at the first step past a third of the run
                 for _ in range(60):
                     event = {
                         **self._base(burst_tenant, "run-burst", "agent_error", now),

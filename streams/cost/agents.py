@@ -40,6 +40,9 @@ def register(ctx: StageContext) -> None:
         await ack  # acknowledged by the broker before the state moves on
         EVENTS_OUT.labels(stage=STAGE, topic=topic_key).inc()
 
+    for topic_key in ("ledger", "budget_alerts", "budget_kills"):
+        EVENTS_OUT.labels(stage=STAGE, topic=topic_key)  # at 0 from the start, so increase() sees the first one
+
     @app.agent(ctx.topic("sanitized"), name="cost")
     async def cost(stream: Any) -> None:
         async for event in stream.events():

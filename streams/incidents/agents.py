@@ -89,6 +89,8 @@ def register(ctx: StageContext) -> None:
                 STAGE_ERRORS.labels(stage=STAGE).inc()
                 log.exception("detector failed on a signal", extra={"stage": STAGE})
 
+    EVENTS_OUT.labels(stage=STAGE, topic="incidents")  # at 0 from the start, so increase() sees the first one
+
     @app.timer(interval=float(detectors_config.tick_seconds))
     async def tick() -> None:
         # Every worker runs the timer; only the owner of the signal partition holds the state.
