@@ -71,11 +71,6 @@ def current_schema(record_type: type[Record]) -> SchemaVersion:
         raise DecodeError(f"no schema in schemas/ for {record_type.avro_name}") from None
 
 
-def schema_file_for(avro_name: str) -> Path:
-    current, _ = _registry()
-    return current[avro_name].path
-
-
 def pydantic_problems(exc: pydantic.ValidationError) -> list[tuple[str, str]]:
     """(field, message) pairs that never echo the input value (it may hold PII)."""
     problems = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from typing import TextIO
@@ -85,7 +84,3 @@ def _format(
     if as_json:
         return json.dumps(data, ensure_ascii=False)
     return f"{render(kind, data)}  [p{partition}@{offset}]"
-
-
-def run(bootstrap: str, topic: str, **kwargs: object) -> int:
-    return asyncio.run(tail(bootstrap, topic, **kwargs))  # type: ignore[arg-type]  # kwargs mirror tail()
