@@ -80,6 +80,21 @@ async def send_raw(bootstrap: str, topic: str, items: list[tuple[bytes | None, b
         await client.stop()
 
 
+def run_cli(
+    env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 150
+) -> subprocess.CompletedProcess[str]:
+    """The real `streams` command in a child process (our interpreter), output captured."""
+    return subprocess.run(  # noqa: S603  # our own interpreter and module, fixed arguments
+        [sys.executable, "-m", "streams.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now (for a worker's web server or a test broker)."""
     with socket.socket() as sock:

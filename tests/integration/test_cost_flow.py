@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from streams.models import format_money
-from streams.testing import WorkerProcess, free_port, read_topic, send_raw
+from streams.testing import WorkerProcess, free_port, read_topic, run_cli, send_raw
 from streams.topology import load_topology
 
 pytestmark = pytest.mark.broker
@@ -61,19 +59,13 @@ def _events(start: datetime) -> tuple[list[tuple[bytes, bytes]], dict[str, Decim
     return items, totals
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True, timeout=120
-    )
-
-
 def test_budgets_kill_once_and_chargeback_equals_replay_after_sigkill(
     test_env: dict[str, str], kafka_bootstrap: str, topics_file: Path, tmp_path: Path
 ) -> None:
     (tmp_path / "budgets.yaml").write_text(BUDGETS)
     port = free_port()
     env = {**test_env, "STREAMS_BUDGETS_FILE": str(tmp_path / "budgets.yaml"), "STREAMS_WEB_PORT": str(port)}
-    assert _cli(env, "topics", "apply").returncode == 0
+    assert run_cli(env, "topics", "apply").returncode == 0
     topology = load_topology(topics_file)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     items, totals = _events(start)
@@ -100,9 +92,11 @@ def test_budgets_kill_once_and_chargeback_equals_replay_after_sigkill(
         dlq = asyncio.run(read_topic(kafka_bootstrap, topology["dlq"].name, expect=1, seconds=20))
         time.sleep(2)
         period = start.strftime("%Y-%m")
-        live = _cli(env, "chargeback", "--period", period, "--format", "json", "--worker", f"http://127.0.0.1:{port}")
+        live = run_cli(
+            env, "chargeback", "--period", period, "--format", "json", "--worker", f"http://127.0.0.1:{port}"
+        )
     assert live.returncode == 0, live.stderr + worker2.log_text()[-2000:]
-    replayed = _cli(
+    replayed = run_cli(
         env, "replay", "--from", (start - timedelta(hours=1)).isoformat(), "--period", period, "--format", "json"
     )
     assert replayed.returncode == 0, replayed.stderr

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,31 +13,19 @@ from streams import topics_admin
 from streams.errors import BrokerUnavailableError, BufferFullError, ValidationError
 from streams.kafka import admin
 from streams.publisher import Publisher
+from streams.testing import run_cli
 from streams.topology import load_topology
 
 pytestmark = pytest.mark.broker
 
 
-def streams_cli(
-    env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def test_topics_apply_and_check(test_env: dict[str, str], topics_file: Path, kafka_bootstrap: str) -> None:
-    check = streams_cli(test_env, "topics", "check")
+    check = run_cli(test_env, "topics", "check")
     assert check.returncode == 1 and "missing" in check.stdout
-    applied = streams_cli(test_env, "topics", "apply")
+    applied = run_cli(test_env, "topics", "apply")
     assert applied.returncode == 0, applied.stderr
     assert "created" in applied.stdout
-    assert streams_cli(test_env, "topics", "check").returncode == 0
+    assert run_cli(test_env, "topics", "check").returncode == 0
 
     topology = load_topology(topics_file)
     raw = topology["raw"].name
@@ -57,11 +43,11 @@ def test_topics_apply_and_check(test_env: dict[str, str], topics_file: Path, kaf
             )
 
     asyncio.run(drift())
-    check = streams_cli(test_env, "topics", "check")
+    check = run_cli(test_env, "topics", "check")
     assert check.returncode == 1 and f"{raw}: retention.ms is '999', want '21600000'" in check.stdout
-    fixed = streams_cli(test_env, "topics", "apply")
+    fixed = run_cli(test_env, "topics", "apply")
     assert fixed.returncode == 0 and "fixed" in fixed.stdout
-    again = streams_cli(test_env, "topics", "apply")
+    again = run_cli(test_env, "topics", "apply")
     assert "0 changed" in again.stdout
     plans = asyncio.run(topics_admin.check(kafka_bootstrap, topology))
     assert all(p.in_sync for p in plans)
@@ -80,7 +66,7 @@ GOOD = {
 
 
 def test_publish_reports_bad_lines_and_tail_shows_good_ones(test_env: dict[str, str]) -> None:
-    assert streams_cli(test_env, "topics", "apply").returncode == 0
+    assert run_cli(test_env, "topics", "apply").returncode == 0
     lines = [
         json.dumps({**GOOD, "event_id": "good-1"}),
         "{not json",
@@ -90,7 +76,7 @@ def test_publish_reports_bad_lines_and_tail_shows_good_ones(test_env: dict[str, 
         json.dumps({k: v for k, v in GOOD.items() if k != "user_id"} | {"event_id": "no-user"}),
         json.dumps({**GOOD, "event_id": "good-3", "cost_usd": 0.5}),
     ]
-    result = streams_cli(test_env, "publish", "-", stdin="\n".join(lines) + "\n")
+    result = run_cli(test_env, "publish", "-", stdin="\n".join(lines) + "\n")
     assert result.returncode == 1
     assert "published 3 events" in result.stdout and "rejected 3" in result.stdout
     assert "line 2: rejected: malformed JSON" in result.stderr
@@ -98,18 +84,18 @@ def test_publish_reports_bad_lines_and_tail_shows_good_ones(test_env: dict[str, 
     assert "line 6: rejected: user_id: is required" in result.stderr
     assert "Traceback" not in result.stderr
 
-    tail = streams_cli(test_env, "tail", "raw", "--from-beginning", "--json")
+    tail = run_cli(test_env, "tail", "raw", "--from-beginning", "--json")
     assert tail.returncode == 0, tail.stderr
     records = [json.loads(line) for line in tail.stdout.splitlines()]
     assert sorted(r["event_id"] for r in records) == ["good-1", "good-2", "good-3"]
     assert {r["cost_usd"] for r in records} == {"0.012300", "0.500000"}
 
-    filtered = streams_cli(test_env, "tail", "raw", "--from-beginning", "--filter", "payload.tool=crm")
+    filtered = run_cli(test_env, "tail", "raw", "--from-beginning", "--filter", "payload.tool=crm")
     assert filtered.stdout.count("\n") == 1 and "globex" in filtered.stdout and "[p" in filtered.stdout
 
 
 def test_tail_of_unknown_topic_is_a_clear_error(test_env: dict[str, str]) -> None:
-    result = streams_cli(test_env, "tail", "no.such.topic", "--from-beginning")
+    result = run_cli(test_env, "tail", "no.such.topic", "--from-beginning")
     assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -137,7 +123,7 @@ async def test_publisher_without_broker_fails_clearly() -> None:
 def test_publish_cli_with_broker_down(test_env: dict[str, str], tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text(json.dumps({**GOOD, "event_id": "x"}) + "\n")
-    result = streams_cli({**test_env, "STREAMS_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "publish", str(path))
+    result = run_cli({**test_env, "STREAMS_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "publish", str(path))
     assert (
         result.returncode == 2 and "cannot reach the Kafka broker" in result.stderr and "Traceback" not in result.stderr
     )

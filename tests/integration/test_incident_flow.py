@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.testing import WorkerProcess, read_topic, send_raw
+from streams.testing import WorkerProcess, read_topic, run_cli, send_raw
 from streams.topology import load_topology
 
 pytestmark = pytest.mark.broker
@@ -111,7 +109,7 @@ def test_error_burst_pages_once_and_resolves(
         "STREAMS_PAGERDUTY_ROUTING_KEY": "routing-key-not-to-be-logged",
         "STREAMS_PAGERDUTY_EVENTS_URL": f"http://127.0.0.1:{port}/v2/enqueue",
     }
-    subprocess.run([sys.executable, "-m", "streams.cli", "topics", "apply"], env=env, check=True, capture_output=True)
+    assert run_cli(env, "topics", "apply").returncode == 0
     topology = load_topology(topics_file)
     received = recorder.received  # type: ignore[attr-defined]
 

@@ -5,8 +5,6 @@ comes back (a broker of its own: the shared one on 9092 is never stopped)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.testing import WorkerProcess, free_port
+from streams.testing import WorkerProcess, free_port, run_cli
 
 pytestmark = pytest.mark.broker
 
@@ -45,8 +43,8 @@ def wait_for(check: Callable[[], bool], seconds: float, worker: WorkerProcess, w
 
 
 def apply_topics(env: dict[str, str]) -> None:
-    result = subprocess.run([sys.executable, "-m", "streams.cli", "topics", "apply"], env=env, capture_output=True)
-    assert result.returncode == 0, result.stderr.decode()
+    result = run_cli(env, "topics", "apply")
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture
@@ -69,12 +67,8 @@ def test_worker_health_ready_lag_json_logs_and_sigterm(ops_env: dict[str, str], 
         status, body = get(base + "/health")
         assert status == 200 and json.loads(body) == {"status": "ok", "reasons": []}
 
-        sim = subprocess.run(
-            [sys.executable, "-m", "streams.cli", "simulate", "--events", "60", "--rate", "0", "--seed", "7"],
-            env=ops_env,
-            capture_output=True,
-        )
-        assert sim.returncode == 0, sim.stderr.decode()
+        sim = run_cli(ops_env, "simulate", "--events", "60", "--rate", "0", "--seed", "7")
+        assert sim.returncode == 0, sim.stderr
 
         def lag_exported() -> bool:
             text = get(base + "/metrics")[1]
@@ -149,12 +143,7 @@ def test_top_once_shows_a_live_worker(ops_env: dict[str, str], tmp_path: Path) -
     base = f"http://127.0.0.1:{ops_env['STREAMS_WEB_PORT']}"
     with WorkerProcess(ops_env, stages=["sanitize", "cost"], log_path=tmp_path / "worker.log") as worker:
         wait_for(lambda: get(base + "/ready")[0] == 200, 120, worker, "/ready")
-        result = subprocess.run(
-            [sys.executable, "-m", "streams.cli", "top", "--url", base, "--once", "--incident-seconds", "3"],
-            env=ops_env,
-            capture_output=True,
-            timeout=60,
-        )
-    out = result.stdout.decode()
-    assert result.returncode == 0, result.stderr.decode()
+        result = run_cli(ops_env, "top", "--url", base, "--once", "--incident-seconds", "3", timeout=60)
+    out = result.stdout
+    assert result.returncode == 0, result.stderr
     assert "throughput" in out and "sanitize" in out and "lag" in out and "incidents" in out

@@ -6,14 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from streams.testing import WorkerProcess, free_port, read_topic, send_raw
+from streams.testing import WorkerProcess, free_port, read_topic, run_cli, send_raw
 from streams.topology import load_topology
 
 pytestmark = pytest.mark.broker
@@ -31,7 +29,7 @@ def test_corpus_pii_never_leaves_the_raw_topic(
     assert len(values) > 100
     port = free_port()
     env = {**test_env, "STREAMS_WEB_PORT": str(port)}
-    subprocess.run([sys.executable, "-m", "streams.cli", "topics", "apply"], env=env, check=True, capture_output=True)
+    assert run_cli(env, "topics", "apply").returncode == 0
     topology = load_topology(topics_file)
     items = []
     for i, r in enumerate(records):

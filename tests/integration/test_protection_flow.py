@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +14,7 @@ import pytest
 
 from streams import serde
 from streams.models import AuditRecord, HookEvent, VaultRecord
-from streams.testing import WorkerProcess, free_port, read_topic, send_raw
+from streams.testing import WorkerProcess, free_port, read_topic, run_cli, send_raw
 from streams.topology import load_topology
 from streams.vault import KeyShreddedError, KeyStore, StaticMasterKeyProvider, open_record
 
@@ -36,12 +34,6 @@ def _event(event_id: str, user: str, event_type: str = "tool_call", **payload: o
         "source": "kairos@host-1",
         "payload": payload or {"tool": "crm_lookup", "args": {"email": EMAIL}},
     }
-
-
-def _cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def _http(url: str, method: str = "GET", token: str | None = None) -> tuple[int, str]:
@@ -69,7 +61,7 @@ def test_forget_over_http_and_cli_then_later_events_stay_forgotten(
 ) -> None:
     port = free_port()
     env = {**test_env, "STREAMS_WEB_PORT": str(port), "STREAMS_API_TOKEN": TOKEN, "STREAMS_NER_MODEL": ""}
-    assert _cli(env, "topics", "apply").returncode == 0
+    assert run_cli(env, "topics", "apply").returncode == 0
     topology = load_topology(topics_file)
     first = [
         (b"acme-corp", json.dumps(_event("e-1", "acme-corp")).encode()),
@@ -98,12 +90,12 @@ def test_forget_over_http_and_cli_then_later_events_stay_forgotten(
         assert record["requested_by"] == "dpo@example.org" and record["verified"] is True
         assert record["removed"] == [f"{topology['vault_keys'].name}: 1 data key(s) shredded (tombstone)"]
 
-        again = _cli(env, "forget", "acme-corp", "--requested-by", "dpo@example.org", "--wait", "60")
+        again = run_cli(env, "forget", "acme-corp", "--requested-by", "dpo@example.org", "--wait", "60")
         assert again.returncode == 0, again.stderr
         assert "verified=True; nothing found: already forgotten" in again.stdout
-        unknown = _cli(env, "forget", "nobody-at-all", "--wait", "60")
+        unknown = run_cli(env, "forget", "nobody-at-all", "--wait", "60")
         assert unknown.returncode == 0 and "nothing found: no data keys for this user" in unknown.stdout
-        assert _cli(env, "forget", "_unattributed.p0").returncode == 2  # reserved, refused before publishing
+        assert run_cli(env, "forget", "_unattributed.p0").returncode == 2  # reserved, refused before publishing
 
         # Events for the forgotten user still arriving: sanitized as ever, originals not vaulted.
         later = [
@@ -139,7 +131,7 @@ def test_forget_over_http_and_cli_then_later_events_stay_forgotten(
 def test_audit_chain_on_the_broker_and_a_tampered_record(
     test_env: dict[str, str], kafka_bootstrap: str, topics_file: Path, tmp_path: Path
 ) -> None:
-    assert _cli(test_env, "topics", "apply").returncode == 0
+    assert run_cli(test_env, "topics", "apply").returncode == 0
     topology = load_topology(topics_file)
     events = []
     for i in range(12):
@@ -158,7 +150,7 @@ def test_audit_chain_on_the_broker_and_a_tampered_record(
     assert len(trail) == audited and {v["actor"] for _, v in trail} == {"kairos@host-1"}
     assert {v["action"] for _, v in trail} <= {"tool_call", "memory_read"}
 
-    ok = _cli(test_env, "audit", "verify")
+    ok = run_cli(test_env, "audit", "verify")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "chain intact" in ok.stdout and ", 0 broken" in ok.stdout
 
@@ -169,7 +161,7 @@ def test_audit_chain_on_the_broker_and_a_tampered_record(
     forged_offset = sum(1 for p, _, _, _ in raw if p == partition)  # appended at the partition's end
     forged = serde.decode(AuditRecord, value).model_copy(update={"resource": "payroll_export"})
     asyncio.run(_send_to(kafka_bootstrap, topology["audit"].name, partition, serde.encode_avro(forged)))
-    broken = _cli(test_env, "audit", "verify")
+    broken = run_cli(test_env, "audit", "verify")
     assert broken.returncode == 1, broken.stdout
     assert f"partition {partition}: BROKEN at offset {forged_offset}: record_hash does not match" in broken.stdout
 
@@ -246,7 +238,7 @@ def test_retention_and_master_key_rotation_while_events_flow(
         "STREAMS_ROTATION_INTERVAL": "2",
         "STREAMS_NER_MODEL": "",
     }
-    assert _cli(env, "topics", "apply").returncode == 0
+    assert run_cli(env, "topics", "apply").returncode == 0
     topology = load_topology(topics_file)
     now = datetime.now(UTC)
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from streams import serde
 from streams.models import DeadLetter, HookEvent, VaultRecord
-from streams.testing import WorkerProcess, read_topic, send_raw
+from streams.testing import WorkerProcess, read_topic, run_cli, send_raw
 from streams.topology import load_topology
 from streams.vault import KeyStore, StaticMasterKeyProvider, open_dead_letter, open_record
 
@@ -37,9 +35,7 @@ def _event(event_id: str, user: str, **extra: object) -> dict[str, object]:
 def test_sanitize_stage_end_to_end(
     test_env: dict[str, str], kafka_bootstrap: str, topics_file: Path, tmp_path: Path
 ) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "streams.cli", "topics", "apply"], env=test_env, check=True, capture_output=True
-    )
+    assert run_cli(test_env, "topics", "apply").returncode == 0
     topology = load_topology(topics_file)
     pii = _event(
         "e-pii",
@@ -93,9 +89,7 @@ def test_vault_originals_open_with_the_key(
     test_env: dict[str, str], kafka_bootstrap: str, topics_file: Path, tmp_path: Path
 ) -> None:
     """Read the raw Avro vault and key records back and decrypt them, as an auditor would."""
-    subprocess.run(
-        [sys.executable, "-m", "streams.cli", "topics", "apply"], env=test_env, check=True, capture_output=True
-    )
+    assert run_cli(test_env, "topics", "apply").returncode == 0
     topology = load_topology(topics_file)
     asyncio.run(
         send_raw(

@@ -9,8 +9,6 @@ import asyncio
 import json
 import os
 import random
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -25,7 +23,7 @@ import yaml
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.models import format_money
-from streams.testing import WorkerProcess, free_port, read_topic, send_raw
+from streams.testing import WorkerProcess, free_port, read_topic, run_cli, send_raw
 from streams.topology import load_topology
 
 pytestmark = [
@@ -127,12 +125,6 @@ def _batches(
     return batches, totals, valid
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args], env=env, capture_output=True, text=True, timeout=150
-    )
-
-
 def _worker_tenants(port: int, period: str) -> set[str] | None:
     """The tenants a worker's /chargeback reports, or None while it cannot answer."""
     url = f"http://127.0.0.1:{port}/chargeback?{urllib.parse.urlencode({'period': period})}"
@@ -172,7 +164,7 @@ def test_three_workers_share_partitions_and_survive_a_sigkill(
         "STREAMS_API_TOKEN": TOKEN,
         "STREAMS_SESSION_TIMEOUT": "8",
     }
-    applied = _cli(env, "topics", "apply")
+    applied = run_cli(env, "topics", "apply")
     assert applied.returncode == 0, applied.stderr
     topology = load_topology(topics)
     raw, ledger_topic = topology["raw"].name, topology["ledger"].name
@@ -242,13 +234,13 @@ def test_three_workers_share_partitions_and_survive_a_sigkill(
         print(f"tenants per surviving worker: {after}")
         assert set().union(*after.values()) == set(tenants), after
         worker_args = [a for p in survivor_ports for a in ("--worker", f"http://127.0.0.1:{p}")]
-        live = _cli(env, "chargeback", "--period", period, "--format", "json", *worker_args)
+        live = run_cli(env, "chargeback", "--period", period, "--format", "json", *worker_args)
         _alive(survivors)
     finally:
         for w in workers:
             w.stop()
     assert live.returncode == 0, live.stderr + "".join(w.log_text()[-2000:] for w in survivors)
-    replayed = _cli(
+    replayed = run_cli(
         env, "replay", "--from", (start - timedelta(hours=1)).isoformat(), "--period", period, "--format", "json"
     )
     assert replayed.returncode == 0, replayed.stderr
