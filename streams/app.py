@@ -67,6 +67,9 @@ def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=min(3.0, settings.session_timeout / 3),
     )
+    from streams.ops import consumer
+
+    consumer.install(app)  # offsets stay contiguous across rebalances (faust-streaming#216, #221)
     ctx = StageContext(app=app, settings=settings, topology=topology)
     registrars = _registrars()
     for name in selected:

@@ -24,3 +24,8 @@ READY = Gauge("streams_ready", "1 when the last /ready check passed, else 0")
 # every other tenant is summed under tenant="_other". Per worker: sum by (tenant) across workers.
 BUDGET_SPEND = Gauge("streams_budget_spend_usd", "Spend this month of this worker's tenants", ["tenant"])
 BUDGET_LIMIT = Gauge("streams_budget_limit_usd", "Monthly budget limit of a tenant named in budgets.yaml", ["tenant"])
+# streams/ops/continuity: records a consumer dropped (stale), sought back for (rewind) or
+# accepted past a real hole (gap) to keep every partition's offsets contiguous.
+CONTINUITY = Counter(
+    "streams_consumer_continuity_total", "Offset continuity actions of the consumer", ["topic", "verdict"]
+)

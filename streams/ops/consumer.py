@@ -1,0 +1,102 @@
+"""The Faust consumer every worker uses: Faust's aiokafka consumer with offset continuity.
+
+Two fixes over faust-streaming's own, both about rebalances (see ``streams.ops.continuity``):
+- a partition with no committed offset is sought to its beginning (this pipeline's reset
+  policy) instead of staying wherever prefetching left it;
+- records reach the streams in offset order without holes: a stale prefetched record is
+  dropped, a record past a hole makes the consumer seek back to the first missing offset.
+Faust's changelog partitions (table recovery) are left exactly as Faust handles them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
+
+from streams.metrics import CONTINUITY
+from streams.ops.continuity import OffsetContinuity, Verdict
+
+log = logging.getLogger(__name__)
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        result: Mapping[TP, int] = await self.call_thread(self._seek_to_committed_or_start)
+        return result
+
+    async def _seek_to_committed_or_start(self) -> Mapping[TP, int]:
+        consumer = self._ensure_consumer()
+        committed: dict[Any, Any] = dict(await consumer.seek_to_committed())
+        changelogs = self.app.tables.changelog_topics
+        # aiokafka seeks only to committed offsets > 0: the rest keep their prefetch position.
+        fresh = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
+            for tp in fresh:
+                committed[tp] = await consumer.position(tp)
+        return committed
+
+
+class ContinuousConsumer(faust_aiokafka.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.continuity = OffsetContinuity()
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _tracked(self, tp: TP) -> bool:
+        return tp.topic not in self.app.tables.changelog_topics
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        positions = await super().seek_to_committed()
+        self.continuity.reset({tp: offset for tp, offset in positions.items() if self._tracked(tp)})
+        return positions
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        await super()._seek(partition, offset)
+        if self._tracked(partition):
+            self.continuity.expect(partition, offset)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.continuity.forget(revoked)
+        await super().on_partitions_revoked(revoked)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
+        async for tp, message in super().getmany(timeout):
+            if not self._tracked(tp):
+                yield tp, message
+                continue
+            expected = self.continuity.expected(tp)
+            verdict = self.continuity.check(tp, message.offset)
+            if verdict is Verdict.DELIVER:
+                yield tp, message
+                continue
+            CONTINUITY.labels(topic=tp.topic, verdict=verdict.value).inc()
+            if verdict is Verdict.GAP:
+                log.error(
+                    "offsets %s..%s of %s[%s] never arrived after repeated seeks; continuing past them",
+                    expected, message.offset - 1, tp.topic, tp.partition,
+                )  # fmt: skip
+                yield tp, message
+            elif verdict is Verdict.REWIND and expected is not None:
+                log.warning(
+                    "offset %s of %s[%s] arrived before %s: seeking back",
+                    message.offset, tp.topic, tp.partition, expected,
+                )  # fmt: skip
+                await self.seek(tp, expected)
+
+
+def install(app: Any) -> None:
+    """Make ``app`` build ``ContinuousConsumer``s. Connects nothing: the transport object is
+    only a factory until the worker starts."""
+
+    class Transport(faust_aiokafka.Transport):
+        Consumer = ContinuousConsumer
+
+    # No loop argument, like Faust's own: the transport resolves its loop when first used.
+    app.transport = Transport(app.conf.broker_consumer, app)

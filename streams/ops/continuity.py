@@ -1,0 +1,95 @@
+"""Per-partition offset continuity: every record a stage sees is the one after the last.
+
+Why this exists: around a rebalance faust-streaming (0.15) can hand a stream records fetched
+in the previous generation, after it has already sought the partition back to its committed
+offset (faust-streaming#216, #221). The stream then processes offset 47 while 44-46 were
+never delivered, and Faust's own gap tracking treats 44-46 as compacted away and commits
+past them: records lost for good. aiokafka's ``seek_to_committed`` also leaves a partition
+with no committed offset wherever prefetching moved it, so a new group could skip the first
+records of a partition.
+
+The source topics of this pipeline are never compacted and never written transactionally,
+so offsets have no holes: a record beyond the expected offset means records were skipped.
+``OffsetContinuity`` says what to do with each fetched record; the Faust consumer in
+``streams.ops.consumer`` seeks back when told to. A hole that survives ``GAP_ATTEMPTS``
+seeks is real (a topic configured differently) and is accepted, loudly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+GAP_ATTEMPTS = 3  # seeks to the same offset before a hole is believed
+RESEEK_SECONDS = 2.0  # how long records beyond a pending rewind are dropped before seeking again
+
+
+class Verdict(StrEnum):
+    DELIVER = "deliver"  # the expected record: hand it to the stream
+    STALE = "stale"  # at or below what was delivered (a prefetched repeat), or behind a rewind: drop
+    REWIND = "rewind"  # records are missing before it: drop it and seek back to ``expected``
+    GAP = "gap"  # a hole that repeated seeks did not fill: deliver it, the hole is real
+
+
+@dataclass
+class _Pending:
+    offset: int
+    attempts: int
+    since: float
+
+
+class OffsetContinuity:
+    """Tracks the next offset each partition must deliver. Partitions it was never told
+    about are accepted as they come (the first record sets the expectation)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._expected: dict[Hashable, int] = {}
+        self._pending: dict[Hashable, _Pending] = {}
+        self._clock = clock
+
+    def expect(self, tp: Hashable, offset: int) -> None:
+        """The partition was sought to ``offset``: that is the next record it must deliver."""
+        self._expected[tp] = offset
+        pending = self._pending.get(tp)
+        if pending is not None and pending.offset != offset:
+            del self._pending[tp]
+
+    def reset(self, positions: Mapping[Hashable, int | None]) -> None:
+        for tp, offset in positions.items():
+            if offset is None:
+                self.forget([tp])
+            else:
+                self.expect(tp, offset)
+
+    def forget(self, tps: Iterable[Hashable]) -> None:
+        for tp in tps:
+            self._expected.pop(tp, None)
+            self._pending.pop(tp, None)
+
+    def expected(self, tp: Hashable) -> int | None:
+        return self._expected.get(tp)
+
+    def check(self, tp: Hashable, offset: int) -> Verdict:
+        expected = self._expected.get(tp)
+        if expected is None or offset == expected:
+            self._expected[tp] = offset + 1
+            self._pending.pop(tp, None)
+            return Verdict.DELIVER
+        if offset < expected:
+            return Verdict.STALE
+        now = self._clock()
+        pending = self._pending.get(tp)
+        if pending is None or pending.offset != expected:
+            self._pending[tp] = _Pending(expected, 1, now)
+            return Verdict.REWIND
+        if now - pending.since < RESEEK_SECONDS:
+            return Verdict.STALE  # the seek back is on its way; records fetched before it still drain
+        if pending.attempts < GAP_ATTEMPTS:
+            pending.attempts += 1
+            pending.since = now
+            return Verdict.REWIND
+        self._expected[tp] = offset + 1
+        del self._pending[tp]
+        return Verdict.GAP
