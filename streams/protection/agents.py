@@ -117,7 +117,7 @@ def register_forget(ctx: StageContext) -> None:
                     )
                 )
         elif command.op == OP_REWRAP:
-            count = rewrap_user(store._provider, store.backend, command.user_id)  # the sanitize keystore's provider
+            count = rewrap_user(store.provider, store.backend, command.user_id)  # the sanitize keystore's provider
             if count:
                 log.info("re-wrapped %d data key(s)", count, extra={"stage": FORGET_STAGE, "tenant": command.user_id})
 
@@ -186,7 +186,7 @@ def register_forget(ctx: StageContext) -> None:
         store = ready()
         if store is None:
             return
-        provider = store._provider  # the one the sanitize stage wraps new keys with
+        provider = store.provider  # the one the sanitize stage wraps new keys with
         try:
             provider.refresh()  # file and secrets-backend providers re-read in place
             current = provider.current().key_id

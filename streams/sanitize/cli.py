@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 from collections.abc import Iterator
 from decimal import Decimal
@@ -67,12 +66,13 @@ def _batches(stream: IO[str], size: int) -> Iterator[list[tuple[int, str]]]:
 def run(args: argparse.Namespace) -> int:
     from streams.errors import StreamsError
     from streams.models import HookEvent
-    from streams.sanitize.engine import HASH_KEY_ENV, Sanitizer
+    from streams.sanitize.engine import Sanitizer
     from streams.serde import parse_json_object, validate
+    from streams.settings import get_settings
 
-    key = os.environ.get(HASH_KEY_ENV)
+    key = get_settings().sanitize_hash_key
     try:
-        sanitizer = Sanitizer("" if args.no_ner else None, secret=key.encode() if key else None)
+        sanitizer = Sanitizer("" if args.no_ner else None, secret=key.get_secret_value().encode() if key else None)
     except ValueError as exc:
         print(f"streams sanitize: {exc}", file=sys.stderr)
         return 2

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from streams.sanitize.screening import Screen
     from streams.settings import Settings
 
-HASH_KEY_ENV = "STREAMS_SANITIZE_HASH_KEY"
 
 Path = tuple[str | int, ...]
 
@@ -270,14 +269,13 @@ class Sanitizer:
 
 def build_engine(settings: Settings | None = None) -> Sanitizer:
     """The sanitizer a stage uses: NER model from ``settings.ner_model``; keyed placeholders when
-    STREAMS_SANITIZE_HASH_KEY (16+ bytes) is set. Loads the models now, not on the first event."""
-    import os
-
+    ``settings.sanitize_hash_key`` (STREAMS_SANITIZE_HASH_KEY, 16+ bytes) is set. Loads the models
+    now, not on the first event."""
     if settings is None:
         from streams.settings import get_settings
 
         settings = get_settings()
-    key = os.environ.get(HASH_KEY_ENV)
-    sanitizer = Sanitizer(settings.ner_model, secret=key.encode() if key else None)
+    key = settings.sanitize_hash_key
+    sanitizer = Sanitizer(settings.ner_model, secret=key.get_secret_value().encode() if key else None)
     sanitizer.warm_up()
     return sanitizer

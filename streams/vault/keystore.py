@@ -227,6 +227,11 @@ class KeyStore:
     def backend(self) -> WrappedKeyBackend:
         return self._backend
 
+    @property
+    def provider(self) -> MasterKeyProvider:
+        """The master keys new user keys are wrapped with (rotation re-wraps with them)."""
+        return self._provider
+
     def __repr__(self) -> str:
         return f"KeyStore(provider={self._provider!r}, backend={self._backend!r}, period={self._period}s)"
 

@@ -65,3 +65,22 @@ def test_reads_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_missing_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     code, lines, err = _run(monkeypatch, "", str(tmp_path / "absent.jsonl"))
     assert code == 2 and lines == [] and "cannot read" in err
+
+
+def test_hash_key_from_settings_gives_keyed_placeholders(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.settings import get_settings
+
+    monkeypatch.setenv("STREAMS_SANITIZE_HASH_KEY", "k" * 32)
+    get_settings.cache_clear()
+    try:
+        code, lines, _ = _run(monkeypatch, json.dumps(GOOD) + "\n")
+        keyed = json.loads(lines[0])["payload"]["text"]
+        monkeypatch.setenv("STREAMS_SANITIZE_HASH_KEY", "z" * 32)
+        get_settings.cache_clear()
+        _, other_lines, _ = _run(monkeypatch, json.dumps(GOOD) + "\n")
+    finally:
+        get_settings.cache_clear()
+    assert code == 0
+    assert keyed.startswith("mail <EMAIL_ADDRESS:") and keyed.endswith(">")
+    assert json.loads(other_lines[0])["payload"]["text"] != keyed  # the digest depends on the key
+    assert "bob@example.com" not in keyed
