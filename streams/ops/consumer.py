@@ -5,20 +5,25 @@ Two fixes over faust-streaming's own, both about rebalances (see ``streams.ops.c
   policy) instead of staying wherever prefetching left it;
 - records reach the streams in offset order without holes: a stale prefetched record is
   dropped, a record past a hole makes the consumer seek back to the first missing offset.
+- an offset is committed only once every record before it was processed: a record Faust
+  dropped between the consumer and the agent blocks the commit (Faust would commit past
+  it), and after ``STALL_SECONDS`` the partition is fetched again from it; records already
+  processed are not handed to the agent twice.
 Faust's changelog partitions (table recovery) are left exactly as Faust handles them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Hashable, Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
 from streams.metrics import CONTINUITY
-from streams.ops.continuity import OffsetContinuity, Verdict
+from streams.ops.continuity import OffsetContinuity, StallWatch, Verdict, commit_blocked
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,9 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.continuity = OffsetContinuity()
+        self.stalls = StallWatch()
+        self._floor: dict[TP, int] = {}  # where each partition started, until its first commit
+        self._stalls_checked = 0.0
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -54,8 +62,36 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         positions = await super().seek_to_committed()
-        self.continuity.reset({tp: offset for tp, offset in positions.items() if self._tracked(tp)})
+        tracked: dict[Hashable, int | None] = {tp: o for tp, o in positions.items() if self._tracked(tp)}
+        self.continuity.reset(tracked)
+        # Faust stores a committed offset of 0 as None; the commit check needs the number.
+        self._floor.update({tp: o for tp, o in positions.items() if self._tracked(tp) and o is not None})
         return positions
+
+    def _new_offset(self, tp: TP) -> int | None:
+        if self._tracked(tp) and not self._gap.get(tp):
+            committed = self._committed_offset.get(tp)
+            if commit_blocked(self._floor.get(tp) if committed is None else committed, self._acked.get(tp, ())):
+                return None  # a record before the first processed one is not processed yet
+        offset: int | None = super()._new_offset(tp)
+        return offset
+
+    async def _refetch_stalled(self) -> None:
+        for tp in list(self._acked):
+            if not self._tracked(tp):
+                continue
+            committed = self._committed_offset.get(tp)
+            blocked = commit_blocked(self._floor.get(tp) if committed is None else committed, self._acked.get(tp, ()))
+            in_flight = blocked is not None and any(
+                m.tp == tp and m.offset == blocked for m in list(self._unacked_messages)
+            )
+            if blocked is not None and self.stalls.should_refetch(tp, blocked, in_flight=in_flight):
+                CONTINUITY.labels(topic=tp.topic, verdict="refetch").inc()
+                log.warning(
+                    "offset %s of %s[%s] was fetched but never processed: fetching it again",
+                    blocked, tp.topic, tp.partition,
+                )  # fmt: skip
+                await self.seek(tp, blocked)
 
     async def _seek(self, partition: TP, offset: int) -> None:
         await super()._seek(partition, offset)
@@ -64,9 +100,16 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.continuity.forget(revoked)
+        self.stalls.forget(revoked)
+        for tp in revoked:
+            self._floor.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:  # noqa: ASYNC109 (Faust's signature)
+        now = time.monotonic()
+        if now - self._stalls_checked >= 1.0:
+            self._stalls_checked = now
+            await self._refetch_stalled()
         async for tp, message in super().getmany(timeout):
             if not self._tracked(tp):
                 yield tp, message
@@ -74,6 +117,9 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
             expected = self.continuity.expected(tp)
             verdict = self.continuity.check(tp, message.offset)
             if verdict is Verdict.DELIVER:
+                if message.offset in self._acked_index.get(tp, ()):
+                    CONTINUITY.labels(topic=tp.topic, verdict="processed").inc()
+                    continue  # fetched again after a stall: processed already, only awaiting commit
                 yield tp, message
                 continue
             CONTINUITY.labels(topic=tp.topic, verdict=verdict.value).inc()

@@ -13,6 +13,10 @@ so offsets have no holes: a record beyond the expected offset means records were
 ``OffsetContinuity`` says what to do with each fetched record; the Faust consumer in
 ``streams.ops.consumer`` seeks back when told to. A hole that survives ``GAP_ATTEMPTS``
 seeks is real (a topic configured differently) and is accepted, loudly.
+
+Delivered is not processed: Faust can also drop a record between the consumer and the agent
+(queues cleared on a rebalance). Its commit then refuses to pass the unacknowledged offset
+(``first_unacked``), and ``StallWatch`` says when to fetch the partition again from it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from enum import StrEnum
 
 GAP_ATTEMPTS = 3  # seeks to the same offset before a hole is believed
 RESEEK_SECONDS = 2.0  # how long records beyond a pending rewind are dropped before seeking again
+STALL_SECONDS = 10.0  # a commit stuck behind a record nobody is processing: fetch it again
+STALL_IN_FLIGHT_SECONDS = 120.0  # ... or behind one a stage has held this long
 
 
 class Verdict(StrEnum):
@@ -93,3 +99,41 @@ class OffsetContinuity:
         self._expected[tp] = offset + 1
         del self._pending[tp]
         return Verdict.GAP
+
+
+def commit_blocked(committed: int | None, acked: Iterable[int]) -> int | None:
+    """The offset a partition's commit must not pass, or None. ``committed`` is Kafka's
+    committed offset (the next record to process); ``acked`` the processed offsets after it.
+    Faust's own check lets one missing record through (it tests ``min(acked) - committed > 1``)
+    and none when nothing was committed yet."""
+    first = min(acked, default=None)
+    if committed is None or first is None or first <= committed:
+        return None
+    return committed
+
+
+class StallWatch:
+    """When to re-fetch a partition whose commit is stuck at an offset nobody processes."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._since: dict[Hashable, tuple[int, float]] = {}
+        self._clock = clock
+
+    def should_refetch(self, tp: Hashable, blocked_at: int | None, *, in_flight: bool) -> bool:
+        if blocked_at is None:
+            self._since.pop(tp, None)
+            return False
+        now = self._clock()
+        offset, since = self._since.setdefault(tp, (blocked_at, now))
+        if offset != blocked_at:
+            self._since[tp] = (blocked_at, now)
+            return False
+        waited = now - since
+        if waited >= (STALL_IN_FLIGHT_SECONDS if in_flight else STALL_SECONDS):
+            self._since[tp] = (blocked_at, now)  # once per period, not on every poll
+            return True
+        return False
+
+    def forget(self, tps: Iterable[Hashable]) -> None:
+        for tp in tps:
+            self._since.pop(tp, None)

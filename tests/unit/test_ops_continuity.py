@@ -5,7 +5,16 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.ops.continuity import GAP_ATTEMPTS, RESEEK_SECONDS, OffsetContinuity, Verdict
+from streams.ops.continuity import (
+    GAP_ATTEMPTS,
+    RESEEK_SECONDS,
+    STALL_IN_FLIGHT_SECONDS,
+    STALL_SECONDS,
+    OffsetContinuity,
+    StallWatch,
+    Verdict,
+    commit_blocked,
+)
 
 TP = ("topic", 0)
 
@@ -82,3 +91,45 @@ def test_delivered_offsets_are_always_contiguous(start: int, fetched: list[int])
             assert expected is not None
             c.expect(TP, expected)
     assert delivered == list(range(start, start + len(delivered)))
+
+
+def test_commit_is_blocked_by_one_missing_record_and_by_a_missing_first_record() -> None:
+    # Faust's check (min(acked) - committed > 1) lets exactly these two through.
+    assert commit_blocked(30, [31, 32]) == 30
+    assert commit_blocked(0, [1, 2]) == 0
+    assert commit_blocked(30, [30, 31]) is None
+    assert commit_blocked(30, []) is None
+    assert commit_blocked(None, [5]) is None  # no floor known: nothing to say
+
+
+def test_a_stalled_commit_is_fetched_again_once_per_period() -> None:
+    clock = Clock()
+    watch = StallWatch(clock=clock)
+    assert not watch.should_refetch(TP, 30, in_flight=False)
+    clock.now += STALL_SECONDS - 0.1
+    assert not watch.should_refetch(TP, 30, in_flight=False)
+    clock.now += 0.1
+    assert watch.should_refetch(TP, 30, in_flight=False)
+    assert not watch.should_refetch(TP, 30, in_flight=False)  # not again at once
+    assert not watch.should_refetch(TP, None, in_flight=False)  # the commit moved on
+
+
+def test_a_record_still_in_a_stage_gets_longer() -> None:
+    clock = Clock()
+    watch = StallWatch(clock=clock)
+    watch.should_refetch(TP, 7, in_flight=True)
+    clock.now += STALL_SECONDS * 2
+    assert not watch.should_refetch(TP, 7, in_flight=True)
+    clock.now = STALL_IN_FLIGHT_SECONDS
+    assert watch.should_refetch(TP, 7, in_flight=True)
+
+
+def test_progress_restarts_the_stall_clock() -> None:
+    clock = Clock()
+    watch = StallWatch(clock=clock)
+    watch.should_refetch(TP, 7, in_flight=False)
+    clock.now += STALL_SECONDS
+    assert not watch.should_refetch(TP, 9, in_flight=False)  # stuck elsewhere now: a new stall
+    watch.forget([TP])
+    clock.now += STALL_SECONDS
+    assert not watch.should_refetch(TP, 9, in_flight=False)
