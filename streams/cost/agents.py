@@ -6,6 +6,10 @@ before the tenant's state is written. A crash before the state write makes the e
 count again on restart, which re-emits the same records with the same deterministic ids
 (at-least-once; consumers dedupe by id); a crash after it finds the event id in the state
 and emits nothing. A kill is never lost.
+
+The tenant's event ids and runs live in keys of their own in the same table, written just
+before the state (``streams.cost.tables``): each event reads and writes a bounded state and
+a few small keys, however many events the tenant has.
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ BUDGET_RELOAD_SECONDS = 5.0
 
 def register(ctx: StageContext) -> None:
     from streams.cost.budgets import BudgetBook
-    from streams.cost.spend import Status, apply
+    from streams.cost.spend import Status
+    from streams.cost.tables import TenantTables
 
     app, settings = ctx.app, ctx.settings
     book = BudgetBook(settings.budgets_file)  # an invalid file stops the worker at start-up
     sanitized_spec = ctx.topology["sanitized"]
-    # user_id -> the tenant's spend state (JSON, money in integer nano-USD).
+    # user_id -> the tenant's spend state (JSON, money in integer nano-USD), and the tenant's
+    # event ids and runs under keys starting with NUL (streams.cost.tables).
     states = ctx.json_table("cost-state", partitions=sanitized_spec.partitions)
 
     async def emit(topic_key: str, record: Record, key: str) -> None:
@@ -65,7 +71,9 @@ def register(ctx: StageContext) -> None:
         # The record's own timestamp, not the wall clock: a replay then classifies every
         # event (on time, late, future) exactly as this did.
         now = datetime.fromtimestamp(m.timestamp, UTC)  # Faust gives seconds (aiokafka gives ms)
-        outcome = apply(states.get(hook.user_id), hook, book.config, now)
+        # A state stored by an earlier version (ids inside) is first moved into keys: no total changes.
+        tenant = TenantTables.open(states, hook.user_id)
+        outcome = tenant.ledger.apply(hook, book.config, now)
         if outcome.status in (Status.DUPLICATE, Status.IGNORED):
             return
         if outcome.status is Status.REJECTED and outcome.rejection is not None:
@@ -80,7 +88,7 @@ def register(ctx: StageContext) -> None:
         for kill in outcome.kills:
             await emit("budget_kills", kill, hook.user_id)
             log.warning("budget kill emitted", extra={"stage": STAGE, "tenant": hook.user_id})
-        states[hook.user_id] = outcome.state
+        tenant.commit()  # the event's keys, then the state: after every record above is acknowledged
 
     @app.timer(interval=BUDGET_RELOAD_SECONDS)
     async def reload_budgets() -> None:

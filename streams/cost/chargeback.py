@@ -7,7 +7,8 @@ exact sum of every valid cost with an event time in the period.
 
 Three sources give the same numbers for the same events:
 
-- ``report_from_states``: the live per-tenant states (the Faust table's values).
+- ``report_from_states``: the live per-tenant states (the Faust table's values; its other
+  entries, a tenant's ids and runs, are skipped).
 - ``report_from_ledger``: the ``cost.ledger`` topic (deduplicated by event id).
 - ``Replay``: sanitized events in any order with duplicates, through the same
   ``TenantLedger.apply`` as the live path. Pass each event's topic timestamp as
@@ -33,6 +34,7 @@ from typing import Any, Literal
 from streams.cost.budgets import BudgetsConfig
 from streams.cost.periods import parse_report_period
 from streams.cost.spend import Rejection, Status, TenantLedger, Totals, from_nano, parse_event, to_nano
+from streams.cost.tables import tenant_of
 from streams.models import BudgetPeriod, CostLedgerEntry, HookEvent, LedgerKind, format_money
 
 ReportFormat = Literal["table", "csv", "json"]
@@ -91,10 +93,14 @@ def _rows(totals: Mapping[str, Totals], period: str, user_id: str | None) -> lis
 def report_from_states(
     states: Mapping[str, Mapping[str, Any]], period: str, user_id: str | None = None
 ) -> list[ChargebackRow]:
-    """Rows for ``period`` (``"2026-11"`` or ``"2026-11-27"``) from ``{user_id: state}``."""
+    """Rows for ``period`` (``"2026-11"`` or ``"2026-11-27"``) from ``{user_id: state}``
+    (the cost table's items: entries that are not a tenant's state are skipped)."""
     kind, key = parse_report_period(period)
     totals: dict[str, Totals] = {}
-    for user, state in states.items():
+    for entry, state in states.items():
+        user = tenant_of(entry, state)
+        if user is None:
+            continue
         ledger = TenantLedger.from_json(state)
         table = ledger.months if kind is BudgetPeriod.MONTHLY else ledger.days
         if key in table:

@@ -30,7 +30,9 @@ after a restart or rebalance, which arrive within minutes of the first copy; the
 (default 7 days) bounds that delay. Keying the buckets by arrival, not by event period,
 matters: forgetting a period's ids when the period closes would let a late duplicate of a
 counted charge slip through the adjustment path and count twice. A duplicate returns no
-records and leaves the state as it was; the first copy of an id wins.
+records and leaves the state as it was; the first copy of an id wins. ``apply`` keeps the ids
+(and the runs) in the state's JSON; the live agent keeps them in keys of their own in the
+same table, so its state stays small (``streams.cost.seen``, ``streams.cost.tables``).
 
 Budgets. An alert fires once per (tenant, budget, period key, threshold, limit) when the
 period's spend reaches ``limit * threshold / 100``; one event that crosses several
@@ -52,7 +54,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -62,6 +64,7 @@ import pydantic
 
 from streams.cost.budgets import Budget, BudgetsConfig, TenantBudgets
 from streams.cost.periods import day_bounds, day_key, month_bounds, month_key
+from streams.cost.seen import PER_RUN, MemoryRuns, MemorySeenIds, RunBook, RunSpend, SeenIds
 from streams.models import (
     MONEY_MAX,
     MONEY_SCALE,
@@ -76,6 +79,7 @@ from streams.models import (
 )
 
 STATE_VERSION = 1
+TABLE_FIELD = "tables"  # in a state whose ids and runs live in table keys (streams.cost.tables)
 NANO = 10**MONEY_SCALE
 RECENT_RUN_EVENTS = 16  # event ids a per-run kill carries (the latest of the run)
 # Earlier timestamps are not plausible for agent events, and year-1 dates overflow the
@@ -159,21 +163,6 @@ class Totals:
         else:
             self.adjusted += nano
             self.adjustments += 1
-
-
-@dataclass
-class RunSpend:
-    charged: int = 0
-    charges: int = 0
-    last_arrival: int = 0  # epoch seconds; idle runs are dropped after ``run_idle_days``
-    recent: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"c": self.charged, "n": self.charges, "last": self.last_arrival, "recent": list(self.recent)}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> RunSpend:
-        return cls(int(data["c"]), int(data["n"]), int(data["last"]), [str(i) for i in data["recent"]])
 
 
 def _as_utc(now: datetime) -> datetime:
@@ -263,15 +252,19 @@ def _carries_cost(event: HookEvent) -> bool:
 
 
 class TenantLedger:
-    """The mutable form of one tenant's state. ``apply()`` below is the pure wrapper."""
+    """The mutable form of one tenant's state. ``apply()`` below is the pure wrapper.
 
-    def __init__(self) -> None:
+    The event ids (``seen``) and runs are behind the protocols of ``streams.cost.seen``: in
+    memory and in the state's JSON by default, in table keys of their own for the live
+    agent (``streams.cost.tables``)."""
+
+    def __init__(self, seen: SeenIds | None = None, runs: RunBook | None = None) -> None:
         self.months: dict[str, Totals] = {}
         self.days: dict[str, Totals] = {}
-        self.runs: dict[str, RunSpend] = {}
-        self.seen: dict[str, list[str]] = {}  # arrival day (UTC) -> event ids
-        self._seen_ids: set[str] = set()
-        # period kind -> period key -> budget name -> fired marks ("80@100.000000", "kill@...")
+        self.seen: SeenIds = seen if seen is not None else MemorySeenIds()  # ids by arrival day (UTC)
+        self.runs: RunBook = runs if runs is not None else MemoryRuns()
+        # period kind -> period key -> budget name -> fired marks ("80@100.000000", "kill@...");
+        # daily and monthly budgets (a run's marks are kept with the run).
         self.fired: dict[str, dict[str, dict[str, list[str]]]] = {}
         self.rejected: dict[str, int] = {}
         self.pruned_hour = 0  # epoch hour of the last prune: prune at most hourly
@@ -282,20 +275,27 @@ class TenantLedger:
 
     # -- JSON (what a Faust table stores) ---------------------------------------------
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | None) -> TenantLedger:
-        ledger = cls()
+    def from_json(
+        cls, data: Mapping[str, Any] | None, *, seen: SeenIds | None = None, runs: RunBook | None = None
+    ) -> TenantLedger:
+        """The ledger of a stored state. Ids and runs come from the state's JSON unless
+        ``seen`` / ``runs`` are given (then the state's own fields are not read)."""
+        ledger = cls(seen, runs)
         if not data:
             return ledger
         if data.get("v") != STATE_VERSION:
             raise ValueError(f"cost state version {data.get('v')!r} is not {STATE_VERSION}")
         ledger.months = {k: Totals.from_json(v) for k, v in data["months"].items()}
         ledger.days = {k: Totals.from_json(v) for k, v in data["days"].items()}
-        ledger.runs = {k: RunSpend.from_json(v) for k, v in data["runs"].items()}
-        ledger.seen = {k: [str(i) for i in v] for k, v in data["seen"].items()}
-        ledger._seen_ids = {i for ids in ledger.seen.values() for i in ids}
+        fired = data["fired"]
+        if seen is None:
+            ledger.seen = MemorySeenIds.from_json(data["seen"])
+        if runs is None:
+            ledger.runs = MemoryRuns.from_json(data["runs"], fired.get(PER_RUN))
         ledger.fired = {
             kind: {key: {name: list(marks) for name, marks in names.items()} for key, names in keys.items()}
-            for kind, keys in data["fired"].items()
+            for kind, keys in fired.items()
+            if kind != PER_RUN
         }
         ledger.rejected = {k: int(v) for k, v in data["rejected"].items()}
         ledger.pruned_hour = int(data["pruned"])
@@ -303,16 +303,20 @@ class TenantLedger:
         return ledger
 
     def to_json(self) -> dict[str, Any]:
+        runs, per_run = self.runs.to_json()
+        fired: dict[str, Any] = {
+            kind: {key: {name: list(m) for name, m in names.items()} for key, names in keys.items()}
+            for kind, keys in self.fired.items()
+        }
+        if per_run is not None:
+            fired[PER_RUN] = per_run
         return {
             "v": STATE_VERSION,
             "months": {k: v.to_json() for k, v in self.months.items()},
             "days": {k: v.to_json() for k, v in self.days.items()},
-            "runs": {k: v.to_json() for k, v in self.runs.items()},
-            "seen": {k: list(v) for k, v in self.seen.items()},
-            "fired": {
-                kind: {key: {name: list(m) for name, m in names.items()} for key, names in keys.items()}
-                for kind, keys in self.fired.items()
-            },
+            "runs": runs,
+            "seen": self.seen.to_json(),
+            "fired": fired,
             "rejected": dict(self.rejected),
             "pruned": self.pruned_hour,
             "hw": self.high_water,
@@ -326,13 +330,13 @@ class TenantLedger:
         now = _as_utc(now)
         if not _carries_cost(event):
             return Outcome(Status.IGNORED, {})
-        if event.event_id in self._seen_ids:
+        if event.event_id in self.seen:
             return Outcome(Status.DUPLICATE, {})
         tenant = config.for_tenant(event.user_id)
         if prune:
             self._prune(now, config, tenant)
         self.high_water = max(self.high_water, int(now.timestamp()))
-        self._remember(event.event_id, now)
+        self.seen.add(event.event_id, now.date().isoformat())
         rejection = validate(event, tenant, config, now)
         if rejection is not None:
             self.rejected[rejection.code.value] = self.rejected.get(rejection.code.value, 0) + 1
@@ -359,8 +363,11 @@ class TenantLedger:
         )
         if late:
             return Outcome(Status.ADJUSTED, {}, ledger=entry)
+        run: RunSpend | None = None
         if event.run_id:
-            run = self.runs.setdefault(event.run_id, RunSpend())
+            run = self.runs.get(event.run_id)
+            if run is None:
+                run = RunSpend()
             run.charged += nano
             run.charges += 1
             run.last_arrival = int(now.timestamp())
@@ -379,27 +386,30 @@ class TenantLedger:
                 continue  # the period's grace is over: its budget is closed
             key = {BudgetPeriod.DAILY: day, BudgetPeriod.MONTHLY: month}.get(budget.period, event.run_id)
             assert key is not None  # validate() rejected a per-run budget without a run
-            fired_alerts, fired_kill = self._judge(event, budget, key, now=now)
+            fired_alerts, fired_kill = self._judge(event, budget, key, run, now=now)
             alerts.extend(fired_alerts)
             kills.extend(fired_kill)
+        if run is not None:
+            assert event.run_id is not None
+            self.runs.put(event.run_id, run)  # after judging: the run's fired marks are stored with it
         return Outcome(Status.COUNTED, {}, ledger=entry, alerts=tuple(alerts), kills=tuple(kills))
 
-    def _spent(self, period: BudgetPeriod, key: str) -> int:
-        if period is BudgetPeriod.PER_RUN:
-            return self.runs[key].charged
-        return (self.days if period is BudgetPeriod.DAILY else self.months)[key].charged
-
     def _judge(
-        self, event: HookEvent, budget: Budget, key: str, *, now: datetime
+        self, event: HookEvent, budget: Budget, key: str, run: RunSpend | None, *, now: datetime
     ) -> tuple[list[BudgetAlert], list[BudgetKill]]:
-        """The alerts and kill this budget owes for period ``key``, each at most once."""
-        spent = self._spent(budget.period, key)
+        """The alerts and kill this budget owes for period ``key``, each at most once.
+        ``run`` is the event's run (``key`` names it for a per-run budget)."""
         alerts: list[BudgetAlert] = []
         kills: list[BudgetKill] = []
         limit = to_nano(budget.limit_usd)
         limit_text = format_money(budget.limit_usd)
-        marks = self.fired.setdefault(budget.period.value, {}).setdefault(key, {}).setdefault(budget.name, [])
-        run_id = key if budget.period is BudgetPeriod.PER_RUN else None
+        if budget.period is BudgetPeriod.PER_RUN:
+            assert run is not None  # validate() rejected a per-run budget without a run
+            spent, marks, run_id = run.charged, run.fired.setdefault(budget.name, []), key
+        else:
+            spent = (self.days if budget.period is BudgetPeriod.DAILY else self.months)[key].charged
+            marks = self.fired.setdefault(budget.period.value, {}).setdefault(key, {}).setdefault(budget.name, [])
+            run_id = None
         for pct in budget.thresholds:
             mark = f"{pct}@{limit_text}"
             # Integer cross-multiplication: exact, no division.
@@ -423,7 +433,7 @@ class TenantLedger:
         mark = f"kill@{limit_text}"
         if budget.hard_kill and spent >= limit and mark not in marks:
             marks.append(mark)
-            event_ids = list(self.runs[key].recent) if run_id is not None else [event.event_id]
+            event_ids = list(run.recent) if run is not None and run_id is not None else [event.event_id]
             kills.append(
                 BudgetKill(
                     kill_id=record_id(event.user_id, budget.name, key, "kill", limit_text),
@@ -445,42 +455,39 @@ class TenantLedger:
         return alerts, kills
 
     # -- bounding the state ------------------------------------------------------------
-    def _remember(self, event_id: str, now: datetime) -> None:
-        self.seen.setdefault(now.date().isoformat(), []).append(event_id)
-        self._seen_ids.add(event_id)
-
     def _prune(self, now: datetime, config: BudgetsConfig, tenant: TenantBudgets) -> None:
         hour = int(now.timestamp()) // 3600
         if hour <= self.pruned_hour:
             return
         self.pruned_hour = hour
         acct, tz = config.accounting, tenant.tz
-        for bucket in list(self.seen):
-            end = datetime.fromisoformat(bucket).replace(tzinfo=UTC) + timedelta(days=1)
-            if now >= end + acct.dedupe_window:
-                self._seen_ids.difference_update(self.seen.pop(bucket))
+        # An arrival day's ids are forgotten once ``now >= its end + dedupe_window``: that is
+        # every day up to the date of ``now - dedupe_window - 1 day``.
+        self.seen.expire((now - acct.dedupe_window - timedelta(days=1)).date().isoformat())
         for day in list(self.days):
             day_end = day_bounds(day, tz)[1]
             month_end = month_bounds(day[:7], tz)[1]
             # Only once its month is closed too, so a late charge never re-creates a day.
             if now >= day_end + timedelta(days=acct.keep_days) and now >= month_end + acct.grace:
                 del self.days[day]
-        idle = int(now.timestamp()) - acct.run_idle_days * 86400
-        for run_id in [r for r, spend in self.runs.items() if spend.last_arrival <= idle]:
-            del self.runs[run_id]
+        self.runs.expire(int(now.timestamp()) - acct.run_idle_days * 86400)  # with their fired marks
         closed = {
             BudgetPeriod.DAILY.value: lambda key: now >= day_bounds(key, tz)[1] + acct.grace,
             BudgetPeriod.MONTHLY.value: lambda key: now >= month_bounds(key, tz)[1] + acct.grace,
-            BudgetPeriod.PER_RUN.value: lambda key: key not in self.runs,
         }
         for kind, keys in self.fired.items():
-            for key in [k for k in keys if closed[kind](k)]:
+            is_closed = closed.get(kind)
+            if is_closed is None:
+                continue
+            for key in [k for k in keys if is_closed(k)]:
                 del keys[key]
 
 
 def apply(state: Mapping[str, Any] | None, event: HookEvent, config: BudgetsConfig, now: datetime) -> Outcome:
     """Pure: count ``event`` against a tenant's ``state`` (``None`` for a new tenant) at
     arrival time ``now``. The input is not modified; store ``Outcome.state``."""
+    if state and TABLE_FIELD in state:
+        raise ValueError("this cost state keeps its ids and runs in table keys: use streams.cost.tables")
     ledger = TenantLedger.from_json(state)
     outcome = ledger.apply(event, config, now)
     # A duplicate or ignored event changed nothing: this is the input state, re-encoded.
