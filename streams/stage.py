@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -17,6 +20,22 @@ from streams.topology import Topology
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", bound=Record)
+
+
+@contextlib.contextmanager
+def processing(event: Any) -> Iterator[None]:
+    """Make ``event`` Faust's current event while a batch is handled one event at a time.
+
+    Faust sends a table write to the changelog partition of the current event, which only its
+    one-at-a-time iteration sets (a context variable); ``take_events`` batches leave it unset.
+    Every table write must happen inside this block for the event it belongs to."""
+    from faust.streams import _current_event  # Faust has no public setter for it
+
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 @dataclass
