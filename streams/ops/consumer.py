@@ -9,11 +9,15 @@ Two fixes over faust-streaming's own, both about rebalances (see ``streams.ops.c
   dropped between the consumer and the agent blocks the commit (Faust would commit past
   it), and after ``STALL_SECONDS`` the partition is fetched again from it; records already
   processed are not handed to the agent twice.
+- offsets are committed only after every table write queued so far reached the broker:
+  Faust's own pre-commit flush of its producer buffer gives up after 0.1 s without progress,
+  so a crash right after a commit could lose table writes of committed records.
 Faust's changelog partitions (table recovery) are left exactly as Faust handles them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Hashable, Mapping
@@ -26,6 +30,24 @@ from streams.metrics import CONTINUITY
 from streams.ops.continuity import OffsetContinuity, StallWatch, Verdict, commit_blocked
 
 log = logging.getLogger(__name__)
+
+
+DRAIN_WARN_SECONDS = 5.0
+
+
+async def drain_buffer(buffer: Any, *, warn_after: float = DRAIN_WARN_SECONDS) -> None:
+    """Wait until Faust's producer buffer (table changelog writes queued by synchronous
+    ``table[key] = value``) has handed everything to the Kafka producer. Waits as long as it
+    takes: committing earlier could lose state, not committing only delays the commit."""
+    started = time.monotonic()
+    warned = False
+    while buffer.size:
+        await buffer.flush()  # returns after 0.1 s without progress
+        if buffer.size:
+            if not warned and time.monotonic() - started >= warn_after:
+                log.warning("offset commit waits for %d table writes still queued for the broker", buffer.size)
+                warned = True
+            await asyncio.sleep(0.05)
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -75,6 +97,11 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
                 return None  # a record before the first processed one is not processed yet
         offset: int | None = super()._new_offset(tp)
         return offset
+
+    async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        await drain_buffer(self.app.producer.buffer)
+        done: bool = await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+        return done
 
     async def _refetch_stalled(self) -> None:
         for tp in list(self._acked):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.ops.consumer import drain_buffer
 from streams.ops.continuity import (
     GAP_ATTEMPTS,
     RESEEK_SECONDS,
@@ -133,3 +136,25 @@ def test_progress_restarts_the_stall_clock() -> None:
     watch.forget([TP])
     clock.now += STALL_SECONDS
     assert not watch.should_refetch(TP, 9, in_flight=False)
+
+
+class SlowBuffer:
+    """Faust's producer buffer as the commit sees it: ``flush()`` gives up after a while
+    without progress, here after handing over one message."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.flushes = 0
+
+    async def flush(self) -> None:
+        self.flushes += 1
+        self.size = max(0, self.size - 1)
+
+
+def test_the_commit_waits_until_every_queued_table_write_is_handed_over() -> None:
+    buffer = SlowBuffer(3)
+    asyncio.run(drain_buffer(buffer, warn_after=0.0))
+    assert buffer.size == 0 and buffer.flushes == 3  # Faust's one flush would have left 2 behind
+    empty = SlowBuffer(0)
+    asyncio.run(drain_buffer(empty))
+    assert empty.flushes == 0
