@@ -82,6 +82,22 @@ class StageContext:
         self.tables[name] = table
         return table
 
+    def active_partitions(self, key: str) -> set[int]:
+        """The partitions of a topics.yaml topic this worker consumes now (empty when none)."""
+        name = self.topology[key].name
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}
+
+    def owned_cost_states(self) -> dict[str, Any] | None:
+        """The cost table's tenant states of the partitions this worker owns, or None when
+        the cost stage does not run here. See ``streams.cost.chargeback.owned_states``."""
+        from streams.cost.chargeback import owned_states
+
+        states = self.tables.get("cost-state")
+        if states is None:
+            return None
+        spec = self.topology["sanitized"]
+        return owned_states(dict(states.items()), self.active_partitions("sanitized"), spec.partitions)
+
     async def send(self, key: str, record: Record, kafka_key: str) -> None:
         await self.topic(key).send(key=kafka_key.encode(), value=serde.encode_avro(record))
 

@@ -25,11 +25,13 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
+
+from aiokafka.partitioner import DefaultPartitioner
 
 from streams.cost.budgets import BudgetsConfig
 from streams.cost.periods import parse_report_period
@@ -106,6 +108,23 @@ def report_from_states(
         if key in table:
             totals[user] = table[key]
     return _rows(totals, key, user_id)
+
+
+def owned_states(states: Mapping[str, Any], partitions: Collection[int], total: int) -> dict[str, Any]:
+    """The tenant states of ``partitions`` (of ``total``) of the cost stage's source topic.
+
+    A Faust table in the memory store keeps the rows of partitions taken from it in a
+    rebalance, frozen from that moment; a view must report only the partitions this worker
+    consumes now, or two workers report one tenant with different totals. A tenant's
+    partition is where its records go: the Kafka key is its user_id, default partitioner."""
+    everything = list(range(total))
+    wanted = set(partitions)
+    partition_of = DefaultPartitioner()
+    return {
+        key: state
+        for key, state in states.items()
+        if (user := tenant_of(key, state)) is not None and partition_of(user.encode(), everything, everything) in wanted
+    }
 
 
 def report_from_ledger(

@@ -39,13 +39,13 @@ def register(ctx: StageContext) -> None:
             await _update_lag(app, lag_gauge, limit_s=max(interval, 5.0))
         except Exception:  # lag is best effort: a failed refresh must not stop the timer
             log.warning("consumer lag refresh failed", exc_info=True)
-        states = ctx.tables.get("cost-state")
-        if states is not None and app.tables.recovery.completed.is_set():  # partial before recovery
+        if "cost-state" in ctx.tables and app.tables.recovery.completed.is_set():  # partial before recovery
             try:
                 from streams.cost.budgets import BudgetBook
                 from streams.ops import budget
 
-                budget.export(dict(states.items()), BudgetBook(settings.budgets_file).config, datetime.now(UTC))
+                owned = ctx.owned_cost_states() or {}  # summed across workers: each tenant once
+                budget.export(owned, BudgetBook(settings.budgets_file).config, datetime.now(UTC))
             except Exception:  # metrics are best effort; the cost stage reports a bad budgets file itself
                 log.warning("budget metrics refresh failed", exc_info=True)
 

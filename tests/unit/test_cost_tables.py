@@ -463,3 +463,26 @@ def test_crashes_lose_nothing_and_count_nothing_twice(seed: int) -> None:
     # At least once: every record the pure path emitted, each copy equal; and exact totals.
     live.same_records_as(pure)
     assert totals(table) == totals(pure_states)
+
+
+def test_views_report_only_the_partitions_a_worker_owns_now() -> None:
+    """A memory-store table keeps the rows of partitions a rebalance took away, frozen; two
+    workers must never both report a tenant (the scale-out test saw stale totals win)."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from streams.cost.chargeback import owned_states
+
+    table = Changelog()
+    now = START + timedelta(minutes=1)
+    users = [f"tenant-{n}" for n in range(12)]
+    for n, user in enumerate(users):
+        live_feed(table, ev(f"e{n}", user=user), now)
+    everything = list(range(6))
+    partition = {u: DefaultPartitioner()(u.encode(), everything, everything) for u in users}
+    mine = {partition[users[0]], partition[users[1]]}
+    owned = owned_states(dict(table.items()), mine, 6)
+    assert set(owned) == {state_key(u) for u in users if partition[u] in mine}
+    assert all(tenant_of(k, v) is not None for k, v in owned.items())  # no id, run or log keys
+    assert len({partition[u] for u in users}) > len(mine)  # some tenants were left out
+    rows = report_from_states(owned, f"{START:%Y-%m}")
+    assert {r.user_id for r in rows} == {u for u in users if partition[u] in mine}
