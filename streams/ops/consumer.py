@@ -1,6 +1,7 @@
 """The Faust consumer every worker uses: Faust's aiokafka consumer with offset continuity.
 
-Two fixes over faust-streaming's own, both about rebalances (see ``streams.ops.continuity``):
+What it does over faust-streaming's own (see ``streams.ops.continuity``; the scale-out test
+found each of the first three losing records):
 - a partition with no committed offset is sought to its beginning (this pipeline's reset
   policy) instead of staying wherever prefetching left it;
 - records reach the streams in offset order without holes: a stale prefetched record is
