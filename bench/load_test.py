@@ -52,7 +52,6 @@ import logging
 import os
 import random
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -70,7 +69,7 @@ from typing import Any
 
 import yaml
 from aiokafka import TopicPartition
-from stage_bench import cleanup, wait_for_leaders  # the sibling script: bench/ is on sys.path when run
+from stage_bench import cleanup, drop_workdir, wait_for_leaders  # the sibling script: bench/ is on sys.path when run
 
 from streams import serde
 from streams.errors import StreamsError
@@ -850,10 +849,7 @@ def main() -> int:
             deleted = asyncio.run(cleanup(args.bootstrap, [f"{prefix}.", f"{app_id}-"], stages))
             print(f"cleanup: deleted {len(deleted)} topics and the run's consumer groups", file=sys.stderr)
         finally:
-            if args.keep_logs:
-                print(f"worker logs in {workdir}", file=sys.stderr)
-            else:
-                shutil.rmtree(workdir, ignore_errors=True)
+            drop_workdir(workdir, keep=args.keep_logs)
     print(f"load test {run_id} (seed {args.seed}) on {before}; {kafka_version(args.bootstrap)}")
     print("\n".join(lines))
     print(f"result: {'PASS' if ok else 'FAIL'}")

@@ -262,6 +262,14 @@ def run_stage(
 
 
 # ------------------------------------------------------------------ clean-up
+def drop_workdir(workdir: Path, *, keep: bool) -> None:
+    """Remove a run's temp dir, or say where its worker logs are (``--keep-logs``)."""
+    if keep:
+        print(f"worker logs in {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 async def cleanup(bootstrap: str, prefixes: list[str], groups: list[str]) -> list[str]:
     from aiokafka.protocol.admin import DeleteGroupsRequest
 
@@ -340,10 +348,7 @@ def main() -> None:
             deleted = asyncio.run(cleanup(args.bootstrap, prefixes, groups)) if prefixes else []
             print(f"cleanup: deleted {len(deleted)} topics", file=sys.stderr)
         finally:
-            if args.keep_logs:
-                print(f"worker logs in {workdir}", file=sys.stderr)
-            else:
-                shutil.rmtree(workdir, ignore_errors=True)
+            drop_workdir(workdir, keep=args.keep_logs)
     if stages:
         anchor_med, stage_med = statistics.median(anchors), statistics.median(stages)
         print(

@@ -91,11 +91,14 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
         self._floor.update({tp: o for tp, o in positions.items() if self._tracked(tp) and o is not None})
         return positions
 
+    def _blocked_at(self, tp: TP) -> int | None:
+        """The unprocessed offset this partition's commit must not pass, or None."""
+        committed = self._committed_offset.get(tp)
+        return commit_blocked(self._floor.get(tp) if committed is None else committed, self._acked.get(tp, ()))
+
     def _new_offset(self, tp: TP) -> int | None:
-        if self._tracked(tp) and not self._gap.get(tp):
-            committed = self._committed_offset.get(tp)
-            if commit_blocked(self._floor.get(tp) if committed is None else committed, self._acked.get(tp, ())):
-                return None  # a record before the first processed one is not processed yet
+        if self._tracked(tp) and not self._gap.get(tp) and self._blocked_at(tp) is not None:
+            return None  # a record before the first processed one is not processed yet
         offset: int | None = super()._new_offset(tp)
         return offset
 
@@ -108,8 +111,7 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
         for tp in list(self._acked):
             if not self._tracked(tp):
                 continue
-            committed = self._committed_offset.get(tp)
-            blocked = commit_blocked(self._floor.get(tp) if committed is None else committed, self._acked.get(tp, ()))
+            blocked = self._blocked_at(tp)
             in_flight = blocked is not None and any(
                 m.tp == tp and m.offset == blocked for m in list(self._unacked_messages)
             )
