@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
 
 # Context a stage may attach with `extra=`; only these keys are emitted, so nothing
 # unexpected (an event body, a secret) rides along by accident.
@@ -27,7 +30,18 @@ class JsonFormatter(logging.Formatter):
             data.setdefault(key, value)
         if record.exc_info and record.exc_info[0] is not None:
             data["exc_type"] = record.exc_info[0].__name__
+            data["exc_where"] = _where(record.exc_info[2])
         return json.dumps(data, default=str)
+
+
+def _where(tb: TracebackType | None, depth: int = 12) -> list[str]:
+    """The innermost frames of a traceback as ``file:line in function``.
+
+    Code locations only: an exception's message and a frame's locals can hold event text, so
+    neither is logged; the type and where it was raised are what an operator needs first.
+    """
+    frames = traceback.extract_tb(tb)[-depth:]
+    return [f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in frames]
 
 
 def setup(level: str = "INFO", fmt: str = "auto") -> None:
