@@ -35,8 +35,9 @@ def faust_broker_url(bootstrap: str) -> str:
 def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple[Any, StageContext]:
     import faust
 
-    # Each stage set is its own consumer group (and table namespace): `--only cost` in one
-    # process and `--only sanitize` in another must not share a group.
+    # Each stage set is its own consumer group: `--only cost` in one process and `--only
+    # sanitize` in another must not share a group. Table changelogs are topics.yaml's `state.*`
+    # topics, the same for every stage set, so a stage's state survives a change of layout.
     selected = tuple(s for s in STAGES if s in (stages or STAGES))
     app_id = settings.app_id if selected == STAGES else f"{settings.app_id}-{'-'.join(selected)}"
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust keeps its worker state here
@@ -49,7 +50,7 @@ def create_app(settings: Settings, stages: Sequence[str] | None = None) -> tuple
         autodiscover=False,
         key_serializer="raw",
         value_serializer="raw",
-        # Faust's own changelog topics get the replication of the pipeline's topics.
+        # Faust's own topics (the assignor's leader topic) get the pipeline's replication.
         topic_replication_factor=topology["raw"].replication_factor,
         topic_partitions=6,
         # Offsets: a new group starts from the beginning so nothing published before the

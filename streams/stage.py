@@ -6,13 +6,13 @@ import contextlib
 import logging
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from streams import serde
-from streams.errors import StreamsError
+from streams.errors import ConfigError, StreamsError
 from streams.metrics import DEAD_LETTERS
 from streams.models import DeadLetter, Record
 from streams.settings import Settings
@@ -64,21 +64,30 @@ class StageContext:
             )
         return self._topics[key]
 
-    def json_table(self, name: str, *, partitions: int, changelog: str | None = None, **options: Any) -> Any:
+    def json_table(self, name: str, *, changelog: str, co_partitioned: Sequence[str] = (), **options: Any) -> Any:
         """A Faust table of JSON values (plain dicts), recovered from its changelog.
 
+        ``changelog`` is the topics.yaml key of its changelog topic: `streams topics apply`
+        creates it before any worker starts (one Faust creates at start-up can be missing from
+        the first assignment). Faust writes to the changelog partition of the current event and
+        a worker reads the partitions it was assigned, so the topics whose events write or read
+        the table (``co_partitioned``) must have as many partitions; checked here.
         Values must be plain JSON: Faust's typed values (value_type=dict) fail to recover.
-        ``changelog`` names a topics.yaml key to use as the changelog (else Faust's own).
         """
         import faust
 
+        spec = self.topology[changelog]
+        for source in co_partitioned:
+            if self.topology[source].partitions != spec.partitions:
+                raise ConfigError(
+                    f"topics.yaml: {changelog} must have as many partitions as {source} "
+                    f"(the {name} table is co-partitioned with it)"
+                )
         schema: Any = faust.Schema(key_serializer="json", value_serializer="json")
-        if changelog is not None:
-            spec = self.topology[changelog]
-            options["changelog_topic"] = self.app.topic(
-                spec.name, schema=schema, partitions=spec.partitions, compacting=True, internal=False
-            )
-        table = self.app.Table(name, default=None, partitions=partitions, schema=schema, **options)
+        topic = self.app.topic(spec.name, schema=schema, partitions=spec.partitions, compacting=True, internal=False)
+        table = self.app.Table(
+            name, default=None, partitions=spec.partitions, schema=schema, changelog_topic=topic, **options
+        )
         self.tables[name] = table
         return table
 

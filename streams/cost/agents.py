@@ -36,10 +36,9 @@ def register(ctx: StageContext) -> None:
 
     app, settings = ctx.app, ctx.settings
     book = BudgetBook(settings.budgets_file)  # an invalid file stops the worker at start-up
-    sanitized_spec = ctx.topology["sanitized"]
     # user_id -> the tenant's spend state (JSON, money in integer nano-USD), and the tenant's
     # event ids and runs under keys starting with NUL (streams.cost.tables).
-    states = ctx.json_table("cost-state", partitions=sanitized_spec.partitions)
+    states = ctx.json_table("cost-state", changelog="cost_state", co_partitioned=["sanitized"])
 
     async def emit(topic_key: str, record: Record, key: str) -> None:
         ack = await ctx.topic(topic_key).send(key=key.encode(), value=serde.encode_avro(record))

@@ -38,8 +38,6 @@ def _signal(event: HookEvent) -> HookEvent:
 
 
 def register(ctx: StageContext) -> None:
-    from aiokafka import TopicPartition
-
     from streams.incidents.adapters import build_adapters
     from streams.incidents.config import load_detectors_config
     from streams.incidents.detectors import Detectors
@@ -65,10 +63,12 @@ def register(ctx: StageContext) -> None:
     if signals_spec.partitions != 1:
         raise ConfigError("topics.yaml: incident_signals must have exactly one partition")
     signals_topic = ctx.topic("incident_signals")
-    rings = ctx.json_table("incident-rings", partitions=1, use_partitioner=True)
-    open_incidents = ctx.json_table("incident-tracker", partitions=1, use_partitioner=True)
-    ledger_partitions = ctx.topology["incidents"].partitions
-    ledger = ctx.json_table("delivery-ledger", partitions=ledger_partitions)
+    # One partition, written with the partitioner: the tick writes them too, outside any event.
+    rings = ctx.json_table("incident-rings", changelog="incident_rings", use_partitioner=True)
+    open_incidents = ctx.json_table("incident-tracker", changelog="incident_tracker", use_partitioner=True)
+    ledger = ctx.json_table(
+        "delivery-ledger", changelog="delivery_ledger", co_partitioned=["incidents", "budget_alerts", "budget_kills"]
+    )
     dispatcher = Dispatcher(escalations, build_adapters(secrets, escalations.delivery), ledger)
 
     @app.agent(ctx.topic("sanitized"), name="incident-signals")
@@ -103,7 +103,7 @@ def register(ctx: StageContext) -> None:
     @app.timer(interval=float(detectors_config.tick_seconds))
     async def tick() -> None:
         # Every worker runs the timer; only the owner of the signal partition holds the state.
-        if TopicPartition(signals_spec.name, 0) not in app.assignor.assigned_actives():
+        if 0 not in ctx.active_partitions("incident_signals"):
             return
         now = datetime.now(UTC)
         for incident in tracker.update(open_incidents, detectors.tick(rings, now), now):

@@ -119,8 +119,9 @@ class _MetadataProbe:
 
 
 def _expected_topics(ctx: StageContext) -> set[str]:
-    # The topics this worker's stages declared through ctx.topic (sources and sinks).
-    return {ctx.topology[key].name for key in ctx._topics}
+    # The topics this worker's stages declared (sources, sinks and table changelogs).
+    declared = {ctx.topology[key].name for key in ctx._topics}
+    return declared | {table.changelog_topic.get_topic_name() for table in ctx.tables.values()}
 
 
 def _source_topics(app: Any) -> set[str]:

@@ -33,6 +33,11 @@ AUDIT_CHAIN_TABLE = "audit-chain"
 COMPACTED_HANDLED = {
     "vault_keys": "shredded through the vault-keys table (tombstone)",
     "forgotten_users": "the suppression list itself: user id and deletion id only, kept on purpose",
+    "cost_state": "tenant spend, run and event ids, no personal data: a financial record kept for billing",
+    "audit_chain": "chain heads per partition (hash and offset): nothing about any user",
+    "incident_rings": "detector counters by tenant, error code and model: counts, no payloads",
+    "incident_tracker": "open incidents: fingerprints, counts and tenant ids, no payloads",
+    "delivery_ledger": "which notifications were delivered: dedup keys and results, no payloads",
 }
 RETRIES = 3  # transient failures (metadata not settled, broker hiccup) before a dead letter
 
@@ -73,10 +78,9 @@ def register_forget(ctx: StageContext) -> None:
     keys_topic = topology["vault_keys"].name
     requests = ctx.topic("deletion_requests")
     # user_id -> {"forgotten_at", "deletion_id"}: the sanitize stage vaults nothing new for them.
-    if topology["forgotten_users"].partitions != raw_spec.partitions:
-        raise PermanentError("topics.yaml: forgotten_users must have as many partitions as raw (co-partitioned)")
-    # Its changelog is declared in topics.yaml, so `topics apply` creates it before any worker.
-    forgotten = ctx.json_table(FORGOTTEN_TABLE, partitions=raw_spec.partitions, changelog="forgotten_users")
+    forgotten = ctx.json_table(
+        FORGOTTEN_TABLE, changelog="forgotten_users", co_partitioned=["deletion_requests", "raw"]
+    )
 
     async def keystore() -> Any:
         # The sanitize stage builds it once its models are loaded; it sets no event to wait on.
@@ -213,7 +217,7 @@ def register_audit(ctx: StageContext) -> None:
     if topology["audit"].partitions != sanitized_spec.partitions:
         raise PermanentError("topics.yaml: audit must have as many partitions as sanitized (one chain per partition)")
     # str(partition) -> {"head": hash, "offset": sanitized offset}; written from partition p only.
-    heads = ctx.json_table(AUDIT_CHAIN_TABLE, partitions=sanitized_spec.partitions)
+    heads = ctx.json_table(AUDIT_CHAIN_TABLE, changelog="audit_chain", co_partitioned=["sanitized"])
     audit_topic = ctx.topic("audit")
 
     @app.agent(ctx.topic("sanitized"), name="audit")

@@ -34,12 +34,9 @@ def register(ctx: StageContext) -> None:
 
     app, settings = ctx.app, ctx.settings
     raw = ctx.topic("raw")
-    keys_spec = ctx.topology["vault_keys"]
-    if keys_spec.partitions != ctx.topology["raw"].partitions:
-        raise PermanentError("topics.yaml: vault_keys must have as many partitions as raw (co-partitioned table)")
     # user_id -> wrapped data keys; its changelog is the compacted vault_keys topic, so a
     # replacement worker recovers the keys and a tombstone shreds a user everywhere.
-    key_table = ctx.json_table("vault-keys", partitions=keys_spec.partitions, changelog="vault_keys")
+    key_table = ctx.json_table("vault-keys", changelog="vault_keys", co_partitioned=["raw"])
     state: dict[str, Any] = {}
     loaded = asyncio.Event()
 

@@ -1,16 +1,20 @@
-"""StageContext.dead_letter: never raises because the vault fails, never keeps the original in the clear."""
+"""StageContext: dead letters never raise because the vault fails nor keep the original in the
+clear; tables use changelogs declared in topics.yaml, partitioned like their sources."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
+
 from streams import serde
-from streams.errors import DecodeError
+from streams.errors import ConfigError, DecodeError
 from streams.models import DeadLetter
 from streams.settings import Settings
 from streams.stage import StageContext
-from streams.topology import load_topology
+from streams.topology import load_topology, parse_topology
 from streams.vault import InvalidInputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,3 +52,27 @@ async def test_dead_letter_survives_a_failing_vault() -> None:
     assert record.reason == "not JSON; original not kept: InvalidInputError"
     assert record.original_ciphertext is None and b"jane@example.com" not in value
     assert (record.source_partition, record.source_offset) == (2, 7)
+
+
+def test_every_table_changelog_is_declared_in_topics_yaml(tmp_path: Path) -> None:
+    # Declared topics are created by `topics apply` before a worker starts; a changelog Faust
+    # creates at start-up can miss the first assignment (its table then never recovers).
+    from streams.app import create_app
+
+    app, ctx = create_app(Settings(data_dir=tmp_path, master_key="dev:" + "A" * 43 + "="))
+    names = {spec.name for spec in ctx.topology.topics.values()}
+    changelogs = {table.name: table.changelog_topic.get_topic_name() for table in app.tables.values()}
+    assert len(changelogs) >= 7
+    assert {table: name for table, name in changelogs.items() if name not in names} == {}
+
+
+def test_a_table_refuses_a_changelog_partitioned_unlike_its_source(tmp_path: Path) -> None:
+    import faust
+
+    data = yaml.safe_load((ROOT / "topics.yaml").read_text())
+    data["topics"]["cost_state"]["partitions"] = 5
+    topology = parse_topology(yaml.safe_dump(data))
+    assert topology["cost_state"].partitions == 5
+    ctx = StageContext(app=faust.App("t", datadir=str(tmp_path)), settings=Settings(), topology=topology)
+    with pytest.raises(ConfigError, match="cost_state must have as many partitions as sanitized"):
+        ctx.json_table("cost-state", changelog="cost_state", co_partitioned=["sanitized"])
