@@ -1,7 +1,7 @@
 """The Faust consumer every worker uses: Faust's aiokafka consumer with offset continuity.
 
 What it does over faust-streaming's own (see ``streams.ops.continuity``; the scale-out test
-found each of the first three losing records):
+found the lost or stuck records behind each):
 - a partition with no committed offset is sought to its beginning (this pipeline's reset
   policy) instead of staying wherever prefetching left it;
 - records reach the streams in offset order without holes: a stale prefetched record is
@@ -10,6 +10,9 @@ found each of the first three losing records):
   dropped between the consumer and the agent blocks the commit (Faust would commit past
   it), and after ``STALL_SECONDS`` the partition is fetched again from it; records already
   processed are not handed to the agent twice.
+- records Faust fetched but dropped before the stream (the generation changed mid-batch)
+  leave aiokafka's position past the next offset to deliver; after a second of that the
+  partition is fetched again from that offset (nothing else notices when no later record comes);
 - offsets are committed only after every table write queued so far reached the broker:
   Faust's own pre-commit flush of its producer buffer gives up after 0.1 s without progress,
   so a crash right after a commit could lose table writes of committed records.
@@ -28,7 +31,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
 from streams.metrics import CONTINUITY
-from streams.ops.continuity import OffsetContinuity, StallWatch, Verdict, commit_blocked
+from streams.ops.continuity import DropWatch, OffsetContinuity, StallWatch, Verdict, commit_blocked
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +71,29 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
                 committed[tp] = await consumer.position(tp)
         return committed
 
+    def fetch_position(self, tp: TP) -> int | None:
+        """The partition's next offset to fetch, read without waiting (None when unknown).
+
+        aiokafka's ``position()`` waits for a valid position; this only looks, which is all a
+        once-a-second check between fetches needs. It reads the consumer thread's state from
+        the event loop's thread: a single attribute read, and a torn view only delays the
+        check (``DropWatch`` wants the same values a second apart)."""
+        consumer = self._consumer
+        if consumer is None or consumer._subscription.subscription is None:
+            return None
+        state = consumer._subscription.subscription.assignment.state_value(tp)
+        if state is None or not state.has_valid_position:
+            return None
+        position: int = state.position
+        return position
+
 
 class ContinuousConsumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.continuity = OffsetContinuity()
         self.stalls = StallWatch()
+        self.drops = DropWatch()
         self._floor: dict[TP, int] = {}  # where each partition started, until its first commit
         self._stalls_checked = 0.0
 
@@ -116,12 +136,25 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
                 m.tp == tp and m.offset == blocked for m in list(self._unacked_messages)
             )
             if blocked is not None and self.stalls.should_refetch(tp, blocked, in_flight=in_flight):
-                CONTINUITY.labels(topic=tp.topic, verdict="refetch").inc()
-                log.warning(
-                    "offset %s of %s[%s] was fetched but never processed: fetching it again",
-                    blocked, tp.topic, tp.partition,
-                )  # fmt: skip
-                await self.seek(tp, blocked)
+                await self._fetch_again(tp, blocked, "refetch", "offset %s of %s[%s] was fetched but never processed")
+
+    async def _refetch_dropped(self) -> None:
+        thread = self._thread
+        if not isinstance(thread, _ConsumerThread):
+            return
+        for tp in self.assignment():
+            if not self._tracked(tp):
+                continue
+            expected = self.continuity.expected(tp)
+            if self.drops.should_refetch(tp, expected, thread.fetch_position(tp)) and expected is not None:
+                await self._fetch_again(
+                    tp, expected, "dropped", "offsets from %s of %s[%s] were fetched but never delivered"
+                )
+
+    async def _fetch_again(self, tp: TP, offset: int, verdict: str, what: str) -> None:
+        CONTINUITY.labels(topic=tp.topic, verdict=verdict).inc()
+        log.warning(what + ": fetching again", offset, tp.topic, tp.partition)  # what: a constant format
+        await self.seek(tp, offset)
 
     async def _seek(self, partition: TP, offset: int) -> None:
         await super()._seek(partition, offset)
@@ -131,6 +164,7 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.continuity.forget(revoked)
         self.stalls.forget(revoked)
+        self.drops.forget(revoked)
         for tp in revoked:
             self._floor.pop(tp, None)
         await super().on_partitions_revoked(revoked)
@@ -140,6 +174,7 @@ class ContinuousConsumer(faust_aiokafka.Consumer):
         if now - self._stalls_checked >= 1.0:
             self._stalls_checked = now
             await self._refetch_stalled()
+            await self._refetch_dropped()
         async for tp, message in super().getmany(timeout):
             if not self._tracked(tp):
                 yield tp, message

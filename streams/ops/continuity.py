@@ -17,6 +17,11 @@ seeks is real (a topic configured differently) and is accepted, loudly.
 Delivered is not processed: Faust can also drop a record between the consumer and the agent
 (queues cleared on a rebalance). Its commit then refuses to pass the unacknowledged offset
 (``first_unacked``), and ``StallWatch`` says when to fetch the partition again from it.
+
+Fetched is not delivered either: Faust drops records it fetched when the generation changes
+mid-batch or the partition was paused meanwhile, and aiokafka's position has already moved past
+them. When no later record arrives (the partition's last records, or a quiet partition) nothing
+else would ever notice; ``DropWatch`` compares the position with the next offset to deliver.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ GAP_ATTEMPTS = 3  # seeks to the same offset before a hole is believed
 RESEEK_SECONDS = 2.0  # how long records beyond a pending rewind are dropped before seeking again
 STALL_SECONDS = 10.0  # a commit stuck behind a record nobody is processing: fetch it again
 STALL_IN_FLIGHT_SECONDS = 120.0  # ... or behind one a stage has held this long
+DROPPED_SECONDS = 1.0  # Kafka's position past the next offset to deliver, unchanged this long: refetch
 
 
 class Verdict(StrEnum):
@@ -137,3 +143,30 @@ class StallWatch:
     def forget(self, tps: Iterable[Hashable]) -> None:
         for tp in tps:
             self._since.pop(tp, None)
+
+
+class DropWatch:
+    """When records taken from Kafka never reached the stream: the consumer's position is past
+    the next offset to deliver and stays there (between fetches the two are equal)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seen: dict[Hashable, tuple[int, int, float]] = {}
+        self._clock = clock
+
+    def should_refetch(self, tp: Hashable, expected: int | None, position: int | None) -> bool:
+        if expected is None or position is None or position <= expected:
+            self._seen.pop(tp, None)
+            return False
+        now = self._clock()
+        seen = self._seen.get(tp)
+        if seen is None or seen[:2] != (expected, position):
+            self._seen[tp] = (expected, position, now)
+            return False
+        if now - seen[2] >= DROPPED_SECONDS:
+            del self._seen[tp]
+            return True
+        return False
+
+    def forget(self, tps: Iterable[Hashable]) -> None:
+        for tp in tps:
+            self._seen.pop(tp, None)
