@@ -33,6 +33,11 @@ async def _roundtrip(bootstrap: str) -> tuple[bytes | None, bytes | None]:
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        # A just-started broker can answer metadata before the new topic is in it.
+        for _ in range(50):
+            if topic in await admin.list_topics():
+                break
+            await asyncio.sleep(0.2)
         assert topic in await admin.list_topics()
     finally:
         await admin.close()

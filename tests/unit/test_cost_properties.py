@@ -124,7 +124,8 @@ def expected_adjusted(items: list[Arrival]) -> dict[tuple[str, str], Decimal]:
     for a in firsts.values():
         local = a.event.timestamp.astimezone(ZoneInfo(ZONES[a.event.user_id]))
         next_month = (local.replace(day=28) + timedelta(days=4)).replace(day=1, hour=0, minute=0, second=0)
-        if a.valid and a.received_at >= next_month + timedelta(hours=48):
+        # 48 h of elapsed time: aware-datetime arithmetic is wall-clock, an hour off across DST.
+        if a.valid and a.received_at >= next_month.astimezone(UTC) + timedelta(hours=48):
             key = (a.event.user_id, local.strftime("%Y-%m"))
             assert a.event.cost_usd is not None
             out[key] = out.get(key, Decimal(0)) + a.event.cost_usd
@@ -160,6 +161,21 @@ def run_live(items: list[Arrival], restart_at: int | None = None) -> Live:
 def totals_of(states: dict[str, dict[str, Any]]) -> dict[tuple[str, str], Decimal]:
     months = {m for s in states.values() for m in s["months"]}
     return {(row.user_id, row.period): row.total_usd for month in months for row in report_from_states(states, month)}
+
+
+def test_the_grace_is_48_elapsed_hours_across_the_dst_change() -> None:
+    # New York's October closes at 04:00 UTC on Nov 1; DST ends that night, so 48 h later is
+    # 04:00 UTC on Nov 3 but 23:00 local on Nov 2. An arrival at that instant is an adjustment.
+    event = HookEvent(
+        event_id="ev-0", event_type="post_agent_call", user_id="ny", run_id="r1",
+        timestamp=datetime(2026, 10, 30, 4, 0, tzinfo=UTC), source="prop@host", cost_usd=Decimal("0.5"),
+    )  # fmt: skip
+    late = Arrival(event, datetime(2026, 11, 3, 4, 0, tzinfo=UTC), valid=True)
+    assert expected_adjusted([late]) == {("ny", "2026-10"): Decimal("0.5")}
+    assert apply(None, event, CONFIG, late.received_at).status is Status.ADJUSTED
+    on_time = datetime(2026, 11, 3, 3, 59, 59, tzinfo=UTC)
+    assert expected_adjusted([Arrival(event, on_time, valid=True)]) == {}
+    assert apply(None, event, CONFIG, on_time).status is not Status.ADJUSTED
 
 
 @settings(max_examples=150, deadline=None)
