@@ -8,11 +8,14 @@ import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from streams import __version__
 from streams.errors import BufferFullError, StreamsError, ValidationError
 from streams.settings import get_settings
+
+if TYPE_CHECKING:
+    from streams.topology import Topology
 
 log = logging.getLogger("streams.cli")
 
@@ -36,6 +39,21 @@ def _topic_name(name_or_key: str) -> str:
 
 
 # ---------------------------------------------------------------- topics
+def _import_state(bootstrap: str, topology: Topology, app_ids: list[str]) -> int:
+    from streams.state_import import import_state
+
+    if not app_ids:
+        print("import-state needs --from-app-id (the STREAMS_APP_ID the old workers ran with)", file=sys.stderr)
+        return 2
+    results = asyncio.run(import_state(bootstrap, topology, app_ids))
+    for r in results:
+        done = f"skipped: {r.skipped}" if r.skipped else f"{r.records} records imported"
+        print(f"{r.source} -> {r.target}: {done}")
+    if not results:
+        print("no old changelog of these app ids exists: nothing to import")
+    return 0
+
+
 def cmd_topics(args: argparse.Namespace) -> int:
     from streams import topics_admin
     from streams.topology import load_topology
@@ -56,6 +74,8 @@ def cmd_topics(args: argparse.Namespace) -> int:
             print(f"DRIFT {line}")
         print(f"{len(plans) - sum(1 for p in plans if not p.in_sync)}/{len(plans)} topics match topics.yaml")
         return 1 if drift else 0
+    if args.action == "import-state":
+        return _import_state(settings.bootstrap_servers, topology, args.from_app_id)
     plans = asyncio.run(topics_admin.apply(settings.bootstrap_servers, topology))
     for p in plans:
         if p.create:
@@ -181,7 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("topics", help="create or check the topics of topics.yaml")
-    p.add_argument("action", choices=["apply", "check", "list"])
+    p.add_argument("action", choices=["apply", "check", "list", "import-state"])
+    p.add_argument(
+        "--from-app-id", action="append", default=[], metavar="APP_ID",
+        help="import-state: copy this app id's old Faust changelogs into the state.* topics (repeatable)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_topics)
 
     p = sub.add_parser("publish", help="publish JSONL hook events (a file or - for stdin)")

@@ -64,6 +64,13 @@ def test_every_table_changelog_is_declared_in_topics_yaml(tmp_path: Path) -> Non
     changelogs = {table.name: table.changelog_topic.get_topic_name() for table in app.tables.values()}
     assert len(changelogs) >= 7
     assert {table: name for table, name in changelogs.items() if name not in names} == {}
+    # `topics import-state` knows which old Faust changelog feeds which state.* topic.
+    from streams.state_import import TABLES
+
+    declared_before = {ctx.topology["vault_keys"].name, ctx.topology["forgotten_users"].name}
+    assert {ctx.topology[key].name: table for key, table in TABLES.items()} == {
+        name: table for table, name in changelogs.items() if name not in declared_before
+    }
 
 
 def test_a_table_refuses_a_changelog_partitioned_unlike_its_source(tmp_path: Path) -> None:
