@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from streams.errors import StreamsError
-from streams.kafka import broker_errors, consumer, producer, topic_partitions
+from streams.kafka import broker_errors, consumer, producer, read_range, topic_partitions
 from streams.topology import Topology
 
 # topics.yaml key of each state topic -> the Faust table whose changelog it is.
@@ -48,7 +48,7 @@ async def import_state(bootstrap: str, topology: Topology, app_ids: Sequence[str
     ``--only`` (``streams-cost``, ``streams-incidents``): give each one that ran.
     """
     out: list[Imported] = []
-    client = consumer(bootstrap, group_id=None, auto_offset_reset="earliest")
+    client = consumer(bootstrap, group_id=None)  # metadata and end offsets only
     sink = producer(bootstrap)
     async with broker_errors(bootstrap):
         await client.start()
@@ -69,28 +69,17 @@ async def import_state(bootstrap: str, topology: Topology, app_ids: Sequence[str
                 if any((await client.end_offsets(targets)).values()):
                     out.append(Imported(source, target, 0, f"{target} already holds records"))
                     continue
-                out.append(Imported(source, target, await _copy(client, sink, source, target)))
+                out.append(Imported(source, target, await _copy(bootstrap, sink, source, target)))
     finally:
         await sink.stop()
         await client.stop()
     return out
 
 
-async def _copy(client: AIOKafkaConsumer, sink: AIOKafkaProducer, source: str, target: str) -> int:
-    tps = await topic_partitions(client, source)
-    client.assign(tps)
-    await client.seek_to_beginning(*tps)
-    end = await client.end_offsets(tps)
-    copied, pending = 0, []
-    while [tp for tp in tps if await client.position(tp) < end[tp]]:
-        for tp, records in (await client.getmany(timeout_ms=1000, max_records=1000)).items():
-            for r in records:
-                if r.offset >= end[tp]:
-                    continue  # written after the copy started: not part of the old state
-                pending.append(
-                    await sink.send(target, r.value, key=r.key, partition=tp.partition, timestamp_ms=r.timestamp)
-                )
-                copied += 1
+async def _copy(bootstrap: str, sink: AIOKafkaProducer, source: str, target: str) -> int:
+    pending = []
+    async for r in read_range(bootstrap, source):  # up to the end offsets seen at its start
+        pending.append(await sink.send(target, r.value, key=r.key, partition=r.partition, timestamp_ms=r.timestamp))
     for fut in pending:
         await fut  # acknowledged by the broker (acks=all) before the copy is reported done
-    return copied
+    return len(pending)

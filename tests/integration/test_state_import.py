@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.kafka import consumer, producer, topic_partitions
+from streams.kafka import admin, producer, read_range
 from streams.testing import run_cli
 from streams.topology import load_topology
 
@@ -24,37 +24,21 @@ OLD_STATE = [
 
 
 async def _write(bootstrap: str, topic: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin import NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 3, 1, topic_configs={"cleanup.policy": "compact"})])
-    finally:
-        await admin.close()
-    client = producer(bootstrap)
-    await client.start()
+    async with admin(bootstrap) as client:
+        await client.create_topics([NewTopic(topic, 3, 1, topic_configs={"cleanup.policy": "compact"})])
+    sink = producer(bootstrap)
+    await sink.start()
     try:
         for partition, key, value in OLD_STATE:
-            await client.send_and_wait(topic, value, key=key, partition=partition, timestamp_ms=1_790_000_000_000)
+            await sink.send_and_wait(topic, value, key=key, partition=partition, timestamp_ms=1_790_000_000_000)
     finally:
-        await client.stop()
+        await sink.stop()
 
 
 async def _read(bootstrap: str, topic: str) -> list[tuple[int, bytes | None, bytes | None, int]]:
-    client = consumer(bootstrap, group_id=None, auto_offset_reset="earliest")
-    await client.start()
-    out = []
-    try:
-        tps = await topic_partitions(client, topic)
-        client.assign(tps)
-        await client.seek_to_beginning(*tps)
-        end = await client.end_offsets(tps)
-        while [tp for tp in tps if await client.position(tp) < end[tp]]:
-            for messages in (await client.getmany(timeout_ms=500)).values():
-                out += [(m.partition, m.key, m.value, m.timestamp) for m in messages]
-    finally:
-        await client.stop()
+    out = [(m.partition, m.key, m.value, m.timestamp) async for m in read_range(bootstrap, topic)]
     return sorted(out, key=lambda r: (r[0], r[3]))
 
 
